@@ -1,0 +1,43 @@
+# ganzoo developer commands. Fresh machine: `make install`, then `make train` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Set CONSTRAINTS= to let pip choose torch/torchvision builds itself (e.g. for a CUDA machine).
+CONSTRAINTS ?= constraints.txt
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+FMNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: install train test test-fast lint format clean
+
+install:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) -e ".[dev]"
+	@# Fashion-MNIST from Debian's package where we can: no download needed, and the learning tests use it.
+	@if [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ] && [ ! -d $(FMNIST_SYSTEM_DIR) ]; then \
+		echo "installing Debian package dataset-fashion-mnist"; \
+		(apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
+		echo "warning: could not install dataset-fashion-mnist; Fashion-MNIST will be downloaded on first use"; \
+	fi
+
+train:
+	$(BIN)/python -m ganzoo.train $(ARGS)
+
+test:
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast:
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+lint:
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format:
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,90 @@
+"""Sample grids of a fixed latent batch, written as PNG and sent to the loggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from torchvision.io import write_png
+
+from ganzoo.images import image_grid
+from ganzoo.loggers import log_images
+
+
+class SampleGrid(Callback):
+    """Every ``every_n_steps`` generator updates, at the start and at the end of training, generate from
+    the same ``num_samples`` latents and write ``<dirpath>/step_XXXXXXX.png`` plus ``last.png``.
+
+    The latents are drawn once from ``seed`` and stored in the checkpoint, so a resumed run keeps
+    drawing the same batch. Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class
+    per column when ``nrow`` equals the number of classes.
+
+    Args:
+        every_n_steps: interval in generator updates (``trainer.global_step``); 0 writes only start and end.
+        num_samples: images per grid.
+        seed: seed of the fixed latents.
+        dirpath: output folder; default ``<trainer.default_root_dir>/samples``.
+        nrow: images per grid row; default a square grid.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 500,
+        num_samples: int = 64,
+        seed: int = 0,
+        dirpath: str | None = None,
+        nrow: int | None = None,
+    ) -> None:
+        self.every_n_steps = every_n_steps
+        self.num_samples = num_samples
+        self.seed = seed
+        self.dirpath = dirpath
+        self.nrow = nrow
+        self.latents: torch.Tensor | None = None
+        self._last_written_step = -1
+
+    def _folder(self, trainer: Trainer) -> Path:
+        return Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
+
+    def _labels(self, pl_module: LightningModule) -> torch.Tensor | None:
+        if not getattr(pl_module, "num_classes", 0):
+            return None
+        return torch.arange(self.num_samples) % pl_module.num_classes
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self.latents is None:
+            self.latents = pl_module.sample_latent(self.num_samples, generator=torch.Generator().manual_seed(self.seed)).cpu()
+
+    def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
+        """Generate the grid for the current step (rank zero only) and return its path."""
+        step = trainer.global_step
+        if step == self._last_written_step or not trainer.is_global_zero:
+            return None
+        self._last_written_step = step
+        images = pl_module.generate(z=self.latents, labels=self._labels(pl_module))
+        grid = image_grid(images, nrow=self.nrow)
+        folder = self._folder(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{step:07d}.png"
+        write_png(grid, str(path))
+        write_png(grid, str(folder / "last.png"))
+        log_images(trainer, "samples", [grid], step=step, captions=[f"step {step}"])
+        return path
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
+        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
+            self.write(trainer, pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.write(trainer, pl_module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"latents": self.latents}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.latents = state_dict["latents"]

@@ -1,0 +1,102 @@
+"""Checkpoint files: atomic writes, safe loads, and rebuilding a model from a checkpoint alone."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from ganzoo.errors import CheckpointError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in the same folder, fsyncs it, then renames it over the
+    target, so a crash mid-save leaves the previous checkpoint intact. Loads with ``weights_only=True``."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
+        save_atomic(checkpoint, path)
+
+    def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        return load_checkpoint_file(path, map_location=map_location or "cpu")
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to ``path`` through a temporary sibling and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist: pass the path of a .ckpt file, e.g. <run dir>/checkpoints/last.ckpt")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain containers ({first}); "
+            "ganzoo only loads checkpoints with weights_only=True: re-save it with plain state dicts"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file ({type(e).__name__}): use another checkpoint") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"checkpoint {path} is a {type(checkpoint).__name__}, not a checkpoint dictionary")
+    return checkpoint
+
+
+def checkpoint_model_class(checkpoint: dict[str, Any], path: str | Path) -> str:
+    """The ``module.Class`` of the LightningModule that wrote ``checkpoint``."""
+    meta = checkpoint.get("ganzoo")
+    if not isinstance(meta, dict) or "model_class" not in meta:
+        raise CheckpointError(f"checkpoint {path} was not written by ganzoo training (no 'ganzoo' metadata): pass a checkpoint from `python -m ganzoo.train`")
+    return meta["model_class"]
+
+
+def check_model_class(path: str | Path, expected_target: str) -> None:
+    """Fail with a clear message when the checkpoint at ``path`` belongs to a model other than ``expected_target``."""
+    found = checkpoint_model_class(load_checkpoint_file(path), path)
+    if found != expected_target:
+        raise CheckpointError(
+            f"checkpoint {path} is a {found.rsplit('.', 1)[-1]} checkpoint but the configured model is "
+            f"{expected_target.rsplit('.', 1)[-1]}: pick the matching model= option or another checkpoint"
+        )
+
+
+def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
+    """Rebuild the GAN LightningModule saved in a ganzoo checkpoint, weights loaded, in eval mode.
+
+    Needs no config files: the checkpoint carries the resolved model config.
+    """
+    from hydra.utils import instantiate
+
+    checkpoint = load_checkpoint_file(path, map_location=map_location)
+    class_path = checkpoint_model_class(checkpoint, path)
+    config = checkpoint["ganzoo"].get("model_config")
+    if not config:
+        raise CheckpointError(f"checkpoint {path} has no model config: it was saved outside `python -m ganzoo.train`")
+    module_name, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    model = instantiate(config, _convert_="all")
+    if not isinstance(model, cls):
+        raise CheckpointError(f"checkpoint {path}: its model config builds {type(model).__name__}, not {class_name}")
+    model.load_state_dict(checkpoint["state_dict"])
+    model.model_config = config
+    return model.eval()

@@ -1,0 +1,57 @@
+"""What the ``python -m ganzoo.X`` entry points share: where the configs live and how errors reach the user."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ganzoo.errors import GanzooError
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+log = logging.getLogger("ganzoo")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _DropLightningAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_library_noise() -> None:
+    """Silence messages that tell a ganzoo user nothing actionable."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLightningAdverts())
+    # Checkpoints are meant to hold the state after the step's updates; Lightning warns about that for every
+    # manual-optimization module.
+    warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+    # GANs have no validation step until metrics are configured; the datamodule still offers a val split.
+    warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
+    warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+
+
+def one_line(error: BaseException) -> str:
+    """The user-facing line of ``error``, also when a DataLoader worker wrapped it in its own traceback."""
+    text = str(error).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
+def exit_on_ganzoo_error(fn: F) -> F:
+    """Turn a :class:`GanzooError` raised by ``fn`` into ``error: <one line>`` on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GanzooError as e:
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]

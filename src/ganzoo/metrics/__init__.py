@@ -1,0 +1,1 @@
+"""Metrics of generated images: feature extractors and the metric plumbing around torchmetrics."""

@@ -1,0 +1,1 @@
+"""LightningModules: each owns its training step, optimizers and sampling API, and nothing else."""

@@ -1,0 +1,149 @@
+"""What every ganzoo GAN LightningModule shares: manual optimization, step counting and the sampling API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from torch import nn
+
+import ganzoo
+
+
+class GANModule(LightningModule):
+    """Base class of the GAN LightningModules.
+
+    Step counting: ``trainer.global_step`` counts *generator* updates (BigGAN-PyTorch's "iterations"), so
+    ``trainer.max_steps``, sample intervals and checkpoint intervals mean the same thing for every model,
+    however many discriminator steps each iteration takes. Discriminator updates go through
+    :meth:`discriminator_step`, which applies the optimizer through the strategy (precision plugin,
+    gradient scaler) without advancing the counter.
+
+    Sampling API used by callbacks, metrics and the CLIs (never a model's internals):
+    ``latent_dim``, ``num_classes``, :meth:`sample_latent`, :meth:`generate`.
+    """
+
+    latent_dim: int = 0
+    num_classes: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        # The resolved Hydra config of this model; written into checkpoints so that
+        # ganzoo.checkpoint.load_model can rebuild the networks without the run's config files.
+        self.model_config: dict[str, Any] | None = None
+        self._noise: torch.Generator | None = None
+        self._noise_states_to_load: torch.Tensor | None = None
+
+    # ----------------------------------------------------------------- optimization helpers
+    def discriminator_step(self, optimizer: LightningOptimizer) -> None:
+        """``optimizer.step()`` that does not advance ``global_step`` (see class docstring)."""
+        self.trainer.strategy.optimizer_step(optimizer.optimizer, closure=lambda: None)
+
+    @contextmanager
+    def frozen(self, module: nn.Module) -> Iterator[None]:
+        """Stop gradients into ``module``'s parameters inside the block (e.g. D during the G step).
+
+        The activations still carry gradients through the module; only its weights get none, which
+        saves the backward work for them.
+        """
+        flags = [p.requires_grad for p in module.parameters()]
+        module.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(module.parameters(), flags, strict=True):
+                p.requires_grad_(flag)
+
+    # ----------------------------------------------------------------------- sampling API
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I) on the model's device.
+
+        Without ``generator`` the draw comes from the model's own noise stream (see :meth:`noise`), so
+        it is reproducible and resumes exactly from a checkpoint. A CPU ``generator`` gives the same
+        latents on any device.
+        """
+        generator = generator if generator is not None else self.noise()
+        return torch.randn(n, self.latent_dim, generator=generator, device=generator.device).to(self.device)
+
+    def noise(self) -> torch.Generator:
+        """The model's random stream for training noise, on the model's device.
+
+        Seeded from the process seed (``seed_everything``) plus the global rank, so every DDP rank draws
+        different latents; its state travels in checkpoints. Keeping it apart from the global RNG means
+        data loading (worker seeds, shuffling) cannot shift the latents of a resumed run.
+        """
+        if self._noise is None or self._noise.device != self.device:
+            self._noise = torch.Generator(device=self.device)
+            self._noise.manual_seed(torch.initial_seed() + self.global_rank)
+        return self._noise
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int | None = None,
+        z: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        truncation: float | None = None,
+    ) -> torch.Tensor:
+        """Generate images as float (N, C, H, W) in [-1, 1].
+
+        Give either ``n`` (fresh latents) or ``z`` (N, latent_dim). ``labels`` (N,) int64 is used by
+        class-conditional models; ``truncation`` by models that support the truncation trick. The
+        generator runs in eval mode, so an image depends only on its own latent, not on the rest of
+        the batch; the module's train/eval mode is restored afterwards.
+        """
+        if z is None:
+            if n is None:
+                raise ValueError("generate() needs n or z")
+            z = self.sample_latent(n)
+        z = z.to(self.device)
+        if labels is not None:
+            labels = labels.to(self.device)
+        net = self.sampling_generator()
+        was_training = net.training
+        net.eval()
+        try:
+            return self.forward_generator(net, z, labels, truncation).float().clamp_(-1.0, 1.0)
+        finally:
+            net.train(was_training)
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for sampling (an EMA copy where the model keeps one)."""
+        raise NotImplementedError
+
+    def forward_generator(
+        self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, truncation: float | None
+    ) -> torch.Tensor:
+        """Run ``net`` on latents ``z``; models with labels or truncation override this."""
+        if truncation is not None:
+            raise ValueError(f"{type(self).__name__} does not support the truncation trick")
+        return net(z)
+
+    # ------------------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        cls = type(self)
+        # Every rank runs this hook; gather each rank's noise state so that all of them resume exactly.
+        state = self.noise().get_state()
+        states = self.all_gather(state.to(self.device)).reshape(-1, state.numel()).cpu()
+        checkpoint["ganzoo"] = {
+            "version": ganzoo.__version__,
+            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "model_config": self.model_config,
+            "noise_states": states,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._noise_states_to_load = checkpoint.get("ganzoo", {}).get("noise_states")
+
+    def on_train_start(self) -> None:
+        states, self._noise_states_to_load = self._noise_states_to_load, None
+        if states is not None and states.shape[0] == self.trainer.world_size:
+            self.noise().set_state(states[self.global_rank].contiguous())
+        elif states is not None:
+            # A different number of processes: continue with fresh per-rank streams derived from the step.
+            self.noise().manual_seed(torch.initial_seed() + 1_000_003 * self.global_step + self.global_rank)

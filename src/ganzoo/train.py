@@ -1,0 +1,93 @@
+"""``python -m ganzoo.train``: compose the Hydra config, build data, model, loggers and trainer, fit.
+
+Examples::
+
+    python -m ganzoo.train                                  # DCGAN on Fashion-MNIST, 32x32
+    python -m ganzoo.train experiment=dcgan_cifar10 logger=wandb
+    python -m ganzoo.train ckpt_path=outputs/train/runs/<time>/checkpoints/last.ckpt   # resume
+    python -m ganzoo.train -m model.lr=1e-4,2e-4           # one job per value
+    python -m ganzoo.train --cfg job                        # print the composed config
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ganzoo.checkpoint import AtomicCheckpointIO, check_model_class
+from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+
+log = logging.getLogger("ganzoo.train")
+
+
+def _instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Build every entry of a config group like ``callbacks`` or ``logger`` (null entries are switched off)."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so that each multirun job gets a run of its own."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Run one training job described by ``cfg``; returns the final logged metrics."""
+    quiet_library_noise()
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    if torch.cuda.is_available():
+        torch.set_float32_matmul_precision("high")
+
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        check_model_class(ckpt_path, cfg.model._target_)
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, _convert_="all")
+    model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+
+    callbacks = _instantiate_group(cfg.get("callbacks"))
+    loggers = _instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        _finish_wandb()
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    if trainer.is_global_zero:
+        out = Path(cfg.paths.output_dir)
+        log.info("finished at step %d; outputs in %s", trainer.global_step, out)
+        if (out / "checkpoints" / "last.ckpt").exists():
+            log.info("checkpoint: %s", out / "checkpoints" / "last.ckpt")
+        if (out / "samples" / "last.png").exists():
+            log.info("samples: %s", out / "samples" / "last.png")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@exit_on_ganzoo_error
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    target = cfg.get("optimized_metric")
+    return metrics.get(target) if target else None
+
+
+if __name__ == "__main__":
+    main()

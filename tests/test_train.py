@@ -1,0 +1,125 @@
+"""End-to-end runs of ``python -m ganzoo.train``: every experiment, resume, multirun, loggers."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.io import decode_png, read_file
+
+from ganzoo.checkpoint import load_checkpoint_file, load_model
+from tests.conftest import QUIET, REPO, cli_env, run_cli
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_experiments_are_found() -> None:
+    assert {"dcgan_fmnist", "dcgan_cifar10", "dcgan_folder"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_on_tiny_data(experiment: str, tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", f"experiment={experiment}", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+
+    checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3
+    model = load_model(run_dir / "checkpoints" / "last.ckpt")
+    images = model.generate(n=4)
+    assert images.min() >= -1 and images.max() <= 1 and images.shape[0] == 4
+
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    assert [p.name for p in grids] == ["step_0000000.png", "step_0000002.png", "step_0000003.png"]
+    grid = decode_png(read_file(str(grids[-1])))
+    side = images.shape[-1]
+    assert grid.shape[-1] == 4 * side + 5 * 2  # 16 samples: a 4x4 grid with 2-pixel padding
+
+    rows = [r for r in read_metrics(run_dir) if r.get("train/loss_d")]
+    assert len(rows) == 3
+    assert all(math.isfinite(float(r["train/loss_d"])) and math.isfinite(float(r["train/loss_g"])) for r in rows)
+
+
+def test_default_run_is_dcgan_on_fashion_mnist_32() -> None:
+    proc = run_cli("train", "--cfg", "job")
+    assert "_target_: ganzoo.models.dcgan.DCGAN" in proc.stdout
+    assert "_target_: ganzoo.data.fashion_mnist.FashionMNISTDataModule" in proc.stdout
+    proc = run_cli("train", "--cfg", "job", "--resolve", "hydra.run.dir=/tmp/unused")
+    assert "image_size: 32" in proc.stdout and "lr: 0.0002" in proc.stdout and "nz: 100" in proc.stdout
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint_file(path)["state_dict"]
+
+
+def _adam_moments(path: Path) -> list[torch.Tensor]:
+    return [s["exp_avg_sq"] for opt in load_checkpoint_file(path)["optimizer_states"] for s in opt["state"].values()]
+
+
+@pytest.mark.parametrize("stop_at", [3, 4], ids=["mid-epoch", "epoch-end"])
+def test_resume_equals_uninterrupted_run(stop_at: int, tiny_data_dir: Path, tmp_path: Path) -> None:
+    # 256 train images, batch 64: 4 iterations per epoch; 6 iterations cross an epoch boundary.
+    env = cli_env(tiny_data_dir)
+    common = (*QUIET, "callbacks.model_checkpoint.every_n_train_steps=1")
+    run_cli("train", *common, "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'full'}", env=env)
+    run_cli("train", *common, f"trainer.max_steps={stop_at}", f"hydra.run.dir={tmp_path / 'first'}", env=env)
+    first = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    run_cli("train", *common, "trainer.max_steps=6", f"ckpt_path={first}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env)
+
+    full, resumed = tmp_path / "full" / "checkpoints" / "last.ckpt", tmp_path / "resumed" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint_file(resumed)["global_step"] == 6
+    a, b = _weights(full), _weights(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resuming"
+    for x, y in zip(_adam_moments(full), _adam_moments(resumed), strict=True):
+        assert torch.equal(x, y)
+    # The interrupted run really stopped early, so the equality above is not vacuous.
+    assert not torch.equal(_weights(first)["generator.main.0.weight"], a["generator.main.0.weight"])
+
+
+def test_multirun_writes_one_dir_per_job(tiny_data_dir: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    run_cli("train", "-m", "model.lr=1e-4,2e-4", *QUIET, f"hydra.sweep.dir={sweep}", env=cli_env(tiny_data_dir))
+    lrs = {}
+    for job in ("0", "1"):
+        checkpoint = load_checkpoint_file(sweep / job / "checkpoints" / "last.ckpt")
+        lrs[job] = checkpoint["hyper_parameters"]["lr"]
+        assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == lrs[job]
+        assert (sweep / job / "samples" / "last.png").is_file()
+    assert lrs == {"0": 1e-4, "1": 2e-4}
+
+
+def test_wandb_logger_runs_offline_and_keeps_sample_images(tiny_data_dir: Path, tmp_path: Path) -> None:
+    wandb_dir = tmp_path / "wandb"
+    env = cli_env(
+        tiny_data_dir,
+        home=tmp_path / "home",  # no ~/.netrc: no credentials, so the logger must go offline by itself
+        WANDB_DIR=str(wandb_dir),
+        WANDB_CACHE_DIR=str(wandb_dir / "cache"),
+        WANDB_CONFIG_DIR=str(wandb_dir / "config"),
+        WANDB_DATA_DIR=str(wandb_dir / "data"),
+    )
+    run_dir = tmp_path / "run"
+    proc = run_cli("train", "logger=wandb", *QUIET, f"hydra.run.dir={run_dir}", env=env, timeout=240)
+    log = proc.stdout + proc.stderr
+    assert log.count("W&B: no credentials") == 1
+    runs = list(run_dir.glob("wandb/offline-run-*"))
+    assert len(runs) == 1, list(run_dir.rglob("*"))[:20]
+    images = list(runs[0].glob("files/media/images/samples_*.png"))
+    assert len(images) >= 3  # steps 0, 2 and 3
+    assert decode_png(read_file(str(images[0]))).shape[0] in (1, 3)
+    assert list(runs[0].glob("run-*.wandb"))
+
+
+def test_tensorboard_logger_writes_events(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", "logger=tensorboard", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
