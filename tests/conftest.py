@@ -51,7 +51,9 @@ def run_cli(
         timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"ganzoo.{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"ganzoo.{module} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 

@@ -71,7 +71,9 @@ def test_resume_equals_uninterrupted_run(stop_at: int, tiny_data_dir: Path, tmp_
     run_cli("train", *common, "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'full'}", env=env)
     run_cli("train", *common, f"trainer.max_steps={stop_at}", f"hydra.run.dir={tmp_path / 'first'}", env=env)
     first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    run_cli("train", *common, "trainer.max_steps=6", f"ckpt_path={first}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env)
+    run_cli(
+        "train", *common, "trainer.max_steps=6", f"ckpt_path={first}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env
+    )
 
     full, resumed = tmp_path / "full" / "checkpoints" / "last.ckpt", tmp_path / "resumed" / "checkpoints" / "last.ckpt"
     assert load_checkpoint_file(resumed)["global_step"] == 6

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options")
         save_atomic(checkpoint, path)
 
-    def load_checkpoint(self, path: str | Path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+    def load_checkpoint(
+        self, path: str | Path, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
         return load_checkpoint_file(path, map_location=map_location or "cpu")
 
 
@@ -46,17 +50,25 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[st
     """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist: pass the path of a .ckpt file, e.g. <run dir>/checkpoints/last.ckpt")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist: pass the path of a .ckpt file, e.g. <run dir>/checkpoints/last.ckpt"
+        )
+    if not zipfile.is_zipfile(path):
+        # torch.save has written zip archives since PyTorch 1.6; anything else is truncated or foreign.
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file: use another checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        what = f" such as {found.group(1)}" if found else ""
         raise CheckpointError(
-            f"checkpoint {path} holds objects other than tensors and plain containers ({first}); "
-            "ganzoo only loads checkpoints with weights_only=True: re-save it with plain state dicts"
+            f"checkpoint {path} holds Python objects{what}, not only tensors and plain containers; "
+            "ganzoo loads checkpoints with weights_only=True for safety: re-save it with plain state dicts"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file ({type(e).__name__}): use another checkpoint") from None
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or not a PyTorch file ({type(e).__name__}): use another checkpoint"
+        ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"checkpoint {path} is a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint
@@ -66,7 +78,9 @@ def checkpoint_model_class(checkpoint: dict[str, Any], path: str | Path) -> str:
     """The ``module.Class`` of the LightningModule that wrote ``checkpoint``."""
     meta = checkpoint.get("ganzoo")
     if not isinstance(meta, dict) or "model_class" not in meta:
-        raise CheckpointError(f"checkpoint {path} was not written by ganzoo training (no 'ganzoo' metadata): pass a checkpoint from `python -m ganzoo.train`")
+        raise CheckpointError(
+            f"checkpoint {path} was not written by ganzoo training (no 'ganzoo' metadata): pass a checkpoint from `python -m ganzoo.train`"
+        )
     return meta["model_class"]
 
 

@@ -30,7 +30,7 @@ def image_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> to
     """Tile a batch (N, C, H, W) in [-1, 1] into one uint8 image (3 or 1, H', W') on the CPU."""
     if nrow is None:
         nrow = max(1, int(round(x.shape[0] ** 0.5)))
-    grid = make_grid(x.detach().float().cpu(), nrow=nrow, padding=padding, value_range=(-1, 1), normalize=False, pad_value=-1.0)
+    grid = make_grid(x.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=-1.0)
     if x.shape[1] == 1:
         grid = grid[:1]
     return to_uint8(grid)

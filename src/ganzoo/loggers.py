@@ -64,7 +64,9 @@ def wandb_logger(
     )
 
 
-def log_images(trainer: Trainer, key: str, images: list[torch.Tensor], step: int, captions: list[str] | None = None) -> None:
+def log_images(
+    trainer: Trainer, key: str, images: list[torch.Tensor], step: int, captions: list[str] | None = None
+) -> None:
     """Send uint8 images (C, H, W) to every logger of ``trainer`` that shows images (W&B, TensorBoard).
 
     CSV runs keep the PNG files that the callbacks write next to the metrics.

@@ -30,7 +30,9 @@ def _labels(n: int, num_classes: int, classes: list[int] | None, generator: torc
     if classes:
         bad = [c for c in classes if not 0 <= int(c) < num_classes]
         if bad:
-            raise ConfigError(f"classes {bad} are outside 0..{num_classes - 1}: pick class ids the model was trained on")
+            raise ConfigError(
+                f"classes {bad} are outside 0..{num_classes - 1}: pick class ids the model was trained on"
+            )
         pool = torch.tensor([int(c) for c in classes], dtype=torch.int64)
         return pool.repeat((n + len(pool) - 1) // len(pool))[:n]
     return torch.randint(num_classes, (n,), generator=generator)

@@ -81,6 +81,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def compose_config(overrides: list[str] | tuple[str, ...] = (), output_dir: str = "outputs/interactive") -> DictConfig:
+    """The config ``python -m ganzoo.train <overrides>`` would run, for notebooks and scripts.
+
+    Outside a Hydra run there is no per-run directory, so outputs go to ``output_dir``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> float | None:

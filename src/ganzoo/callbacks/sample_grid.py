@@ -55,7 +55,9 @@ class SampleGrid(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.latents is None:
-            self.latents = pl_module.sample_latent(self.num_samples, generator=torch.Generator().manual_seed(self.seed)).cpu()
+            self.latents = pl_module.sample_latent(
+                self.num_samples, generator=torch.Generator().manual_seed(self.seed)
+            ).cpu()
 
     def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
         """Generate the grid for the current step (rank zero only) and return its path."""

