@@ -32,15 +32,7 @@ def quiet_library_noise() -> None:
     # GANs have no validation step until metrics are configured; the datamodule still offers a val split.
     warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
-
-
-def one_line(error: BaseException) -> str:
-    """The user-facing line of ``error``, also when a DataLoader worker wrapped it in its own traceback."""
-    text = str(error).strip()
-    if "Original Traceback" in text:
-        last = text.splitlines()[-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    return text
+    warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
 
 
 def exit_on_ganzoo_error(fn: F) -> F:
@@ -51,7 +43,7 @@ def exit_on_ganzoo_error(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GanzooError as e:
-            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+            print(f"error: {e}", file=sys.stderr, flush=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

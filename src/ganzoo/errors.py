@@ -2,7 +2,21 @@
 
 
 class GanzooError(Exception):
-    """Base class: the message is one line that says what went wrong and how to fix it."""
+    """Base class: the message is one line that says what went wrong and how to fix it.
+
+    A DataLoader worker re-raises an exception in the main process as
+    ``type(exc)("Caught ... Original Traceback ... <module>.<Class>: <message>")``; the constructor
+    recovers the original line from that text, so the user still sees one line.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        if "\n" in message:
+            prefix = f"{type(self).__module__}.{type(self).__qualname__}: "
+            for line in reversed(message.splitlines()):
+                if line.startswith(prefix):
+                    message = line[len(prefix) :]
+                    break
+        super().__init__(message)
 
 
 class DataError(GanzooError):
