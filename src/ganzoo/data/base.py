@@ -1,0 +1,165 @@
+"""The LightningDataModule every ganzoo dataset derives from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ganzoo.data.sampler import EpochShuffleSampler
+
+from ganzoo.errors import ConfigError, DataError
+
+
+def _check_positive(name: str, value: int, example: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"data.{name} must be a positive integer, got {value!r}: set data.{name}={example}")
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base class: a train and a val set of ``(image, label)`` items, and their loaders.
+
+    Every item is ``image``: float32 (channels, image_size, image_size) in [-1, 1], and
+    ``label``: int64 scalar in [0, num_classes), or -1 when the data is unlabeled
+    (``num_classes == 0``). Batches are therefore (B, channels, image_size, image_size)
+    and (B,).
+
+    Args:
+        data_dir: where the dataset lives (or is downloaded to).
+        image_size: side of the square images the loaders yield.
+        channels: 1 (grey) or 3 (RGB); sources with the other count are converted.
+        batch_size: images per batch (both loaders).
+        num_workers: DataLoader worker processes; 0 loads in the main process.
+        pin_memory: pin batches for faster host-to-GPU copies.
+        persistent_workers: keep workers alive between epochs (ignored when num_workers == 0).
+        drop_last: drop the last incomplete train batch (the val loader keeps it).
+        flip: random horizontal flips, train set only.
+        seed: seeds the train shuffle order and any train/val split; None draws one per run.
+        num_classes: optional expected class count; checked against the data.
+
+    Subclasses implement :meth:`_build_datasets`, and :meth:`prepare_data` when they can download.
+    All constructor arguments, the subclass's included, are saved as hyperparameters.
+    """
+
+    #: Class count fixed by the dataset; None when only the data can tell (image folders).
+    dataset_num_classes: ClassVar[int | None] = None
+    #: Display name used in messages.
+    dataset_name: ClassVar[str] = "dataset"
+
+    def __init__(
+        self,
+        data_dir: str,
+        image_size: int,
+        channels: int,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = True,
+        flip: bool = False,
+        seed: int | None = 0,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        # Walks up the __init__ frames, so subclass arguments are recorded too.
+        self.save_hyperparameters()
+        _check_positive("image_size", image_size, "64")
+        _check_positive("batch_size", batch_size, "64")
+        if channels not in (1, 3):
+            raise ConfigError(f"data.channels must be 1 or 3, got {channels!r}: set data.channels=1 or data.channels=3")
+        if num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}: set data.num_workers=0 or more")
+        fixed = self.dataset_num_classes
+        if num_classes is not None and fixed is not None and num_classes != fixed:
+            raise ConfigError(
+                f"{self.dataset_name} has {fixed} classes but data.num_classes={num_classes}: "
+                f"set data.num_classes={fixed} or remove it"
+            )
+        self.data_dir = Path(data_dir).expanduser()
+        self.image_size = image_size
+        self.channels = channels
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.drop_last = drop_last
+        self.flip = flip
+        # seed=None (an unseeded run): a different shuffle order each run.
+        self.seed = seed if seed is not None else int(torch.initial_seed() % 2**31)
+        self._num_classes = fixed if fixed is not None else num_classes
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes; 0 means unlabeled (labels are -1)."""
+        if self._num_classes is None:
+            raise NotImplementedError(f"{type(self).__name__} must set num_classes")
+        return self._num_classes
+
+    def _build_datasets(self) -> tuple[Dataset, Dataset]:
+        """Return ``(train_set, val_set)``; called once, by the first :meth:`setup`."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build ``train_set`` and ``val_set`` (the same for every stage, so only once)."""
+        if self.train_set is None or self.val_set is None:
+            self.train_set, self.val_set = self._build_datasets()
+
+    def _require_setup(self) -> tuple[Dataset, Dataset]:
+        if self.train_set is None or self.val_set is None:
+            self.setup()
+        assert self.train_set is not None and self.val_set is not None
+        return self.train_set, self.val_set
+
+    def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        sampler = None
+        if train:
+            sampler = EpochShuffleSampler(len(dataset), seed=self.seed)  # type: ignore[arg-type]
+            if self.trainer is not None and self.trainer.global_step > 0:
+                sampler.resume(*self._resume_position(len(dataset)))  # type: ignore[arg-type]
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=train and self.drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            # A seeded generator makes worker seeds reproducible.
+            generator=torch.Generator().manual_seed(self.seed) if train else None,
+        )
+
+    def _resume_position(self, length: int) -> tuple[int, int]:
+        """(epoch, samples already seen in it) for a run restored from a checkpoint.
+
+        Each generator update consumes one batch, so ``global_step`` counts batches; an interrupted epoch
+        continues its order where it stopped instead of starting over.
+        """
+        assert self.trainer is not None
+        per_epoch = length // self.batch_size if self.drop_last else -(-length // self.batch_size)
+        epoch = self.trainer.current_epoch
+        done = self.trainer.global_step - epoch * per_epoch
+        if done >= per_epoch:
+            epoch, done = epoch + 1, 0
+        return epoch, max(0, done) * self.batch_size
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled batches of the train set: (B, channels, image_size, image_size) float32, (B,) int64."""
+        train_set, _ = self._require_setup()
+        n = len(train_set)  # type: ignore[arg-type]
+        if self.drop_last and n < self.batch_size:
+            # Otherwise every epoch would silently be empty.
+            raise DataError(
+                f"the train set has {n} images, fewer than data.batch_size={self.batch_size}: "
+                f"lower data.batch_size or set data.drop_last=false"
+            )
+        return self._loader(train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Batches of the val set in a fixed order, no augmentation, last partial batch kept."""
+        _, val_set = self._require_setup()
+        return self._loader(val_set, train=False)

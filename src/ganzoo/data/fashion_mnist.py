@@ -1,0 +1,133 @@
+"""Fashion-MNIST: 28x28 grey clothing images in 10 classes (60k train, 10k val)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ganzoo.data.base import ImageDataModule
+from ganzoo.data.download import try_download
+from ganzoo.data.idx import read_idx
+from ganzoo.data.tensor_dataset import TensorImageDataset
+from ganzoo.errors import DataError
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs the idx files.
+SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+
+#: Split -> (images file, labels file), without the optional ``.gz``.
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+NUM_CLASSES = 10
+
+
+def _find_file(directory: Path, name: str) -> Path | None:
+    # Uncompressed first: torchvision leaves both, and the plain one skips a gunzip.
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_split_files(directories: list[Path]) -> dict[str, tuple[Path, Path]] | None:
+    """The first directory holding all four idx files wins; returns split -> (images, labels) or None."""
+    for directory in directories:
+        found = {
+            split: (_find_file(directory, images), _find_file(directory, labels))
+            for split, (images, labels) in SPLIT_FILES.items()
+        }
+        if all(p is not None for pair in found.values() for p in pair):
+            return found  # type: ignore[return-value]
+    return None
+
+
+def load_split(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read one split: images uint8 (N, 1, H, W) in [0, 255], labels int64 (N,) in [0, 10)."""
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.dim() != 3:
+        raise DataError(f"{images_path} holds shape {tuple(images.shape)}, not (N, H, W) images: replace the file")
+    if labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"{labels_path} has {labels.shape[0]} labels for {images.shape[0]} images in {images_path}: "
+            "replace both files with a matching pair"
+        )
+    if labels.numel() and int(labels.max()) >= NUM_CLASSES:
+        raise DataError(f"{labels_path} has label {int(labels.max())}, outside 0..9: replace the file")
+    return images.unsqueeze(1), labels.to(torch.int64)
+
+
+class FashionMNISTDataModule(ImageDataModule):
+    """Fashion-MNIST, 10 classes; train = the 60k train files, val = the 10k t10k files.
+
+    The idx files (gzipped or not) are looked for, in order, in
+    ``<data_dir>/FashionMNIST/raw`` (torchvision's layout), ``<data_dir>/fashion-mnist`` and
+    ``system_dir`` (the Debian package's directory); failing that, :meth:`prepare_data`
+    downloads them with torchvision into ``<data_dir>/FashionMNIST/raw`` when ``download``.
+    Native images are 28x28 grey; they are resized to ``image_size`` and, with
+    ``channels=3``, repeated to RGB, once for the whole set at setup.
+
+    Extra args:
+        system_dir: system-wide copy to fall back on; None skips it.
+        download: allow the torchvision download in :meth:`prepare_data`.
+    Other args: see :class:`~ganzoo.data.base.ImageDataModule`.
+    """
+
+    dataset_num_classes = NUM_CLASSES
+    dataset_name = "Fashion-MNIST"
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        image_size: int = 32,
+        channels: int = 1,
+        system_dir: str | None = SYSTEM_DIR,
+        download: bool = True,
+        **kwargs,
+    ) -> None:
+        super().__init__(data_dir=data_dir, image_size=image_size, channels=channels, **kwargs)
+        self.system_dir = Path(system_dir) if system_dir else None
+        self.download = download
+
+    def search_dirs(self) -> list[Path]:
+        """Directories searched for the idx files, in order of precedence."""
+        dirs = [self.data_dir / "FashionMNIST" / "raw", self.data_dir / "fashion-mnist"]
+        if self.system_dir is not None:
+            dirs.append(self.system_dir)
+        return dirs
+
+    def _missing_error(self) -> DataError:
+        return DataError(
+            f"Fashion-MNIST not found: put the idx files in {self.data_dir / 'FashionMNIST' / 'raw'}, "
+            "or `apt-get install dataset-fashion-mnist`, "
+            "or run once with network access so torchvision can download it"
+        )
+
+    def _locate(self) -> dict[str, tuple[Path, Path]]:
+        found = find_split_files(self.search_dirs())
+        if found is None:
+            raise self._missing_error()
+        return found
+
+    def prepare_data(self) -> None:
+        """Download with torchvision if the files are nowhere to be found (runs on one process per node)."""
+        if find_split_files(self.search_dirs()) is None and self.download:
+            from torchvision.datasets import FashionMNIST
+
+            # Fetches all four files whatever the split flag says.
+            try_download(functools.partial(FashionMNIST, str(self.data_dir), download=True), "Fashion-MNIST")
+        self._locate()
+
+    def _build_datasets(self) -> tuple[Dataset, Dataset]:
+        files = self._locate()
+        sets = []
+        for split in ("train", "val"):
+            images, labels = load_split(*files[split])
+            train = split == "train"
+            sets.append(TensorImageDataset(images, labels, self.image_size, self.channels, train=train, flip=self.flip))
+        return sets[0], sets[1]

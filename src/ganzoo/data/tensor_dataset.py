@@ -1,0 +1,52 @@
+"""A dataset whose images all sit in memory as one uint8 tensor (MNIST-like, CIFAR)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import Dataset
+
+from ganzoo.data.transforms import build_transform, resize_square, to_channels
+
+# Pre-resizing trades memory for speed; above this size (e.g. CIFAR at 256 px would be
+# ~10 GB) images stay at native size and are resized per item instead.
+MAX_PRESIZED_BYTES = 2 * 1024**3
+
+
+class TensorImageDataset(Dataset):
+    """Items are ``(image, label)``: float32 (channels, image_size, image_size) in [-1, 1], int64 scalar.
+
+    ``images`` is uint8 (N, 1 or 3, H, W) at any square size; channel conversion and
+    resizing happen once here, vectorised over the whole tensor, so ``__getitem__`` only
+    indexes, optionally flips (``train and flip``) and converts to float.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        image_size: int,
+        channels: int,
+        *,
+        train: bool,
+        flip: bool = False,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise TypeError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != (images.shape[0],):
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
+        presize = images.shape[0] * channels * image_size * image_size <= MAX_PRESIZED_BYTES
+        # Resize the fewer planes: before grey -> RGB, after RGB -> grey.
+        if presize and images.shape[1] <= channels:
+            images = resize_square(images, image_size)
+        images = to_channels(images, channels)
+        if presize:
+            images = resize_square(images, image_size)
+        self.images = images.contiguous()
+        self.labels = labels.to(torch.int64)
+        self.transform = build_transform(image_size, channels, train=train, flip=flip)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
