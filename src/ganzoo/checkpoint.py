@@ -84,13 +84,13 @@ def checkpoint_model_class(checkpoint: dict[str, Any], path: str | Path) -> str:
     return meta["model_class"]
 
 
-def check_model_class(path: str | Path, expected_target: str) -> None:
-    """Fail with a clear message when the checkpoint at ``path`` belongs to a model other than ``expected_target``."""
-    found = checkpoint_model_class(load_checkpoint_file(path), path)
-    if found != expected_target:
+def ensure_model_class(checkpoint: dict[str, Any], expected: str, source: str | Path) -> None:
+    """Fail with a clear message when ``checkpoint`` (read from ``source``) belongs to a model other than ``expected``."""
+    found = checkpoint_model_class(checkpoint, source)
+    if found != expected:
         raise CheckpointError(
-            f"checkpoint {path} is a {found.rsplit('.', 1)[-1]} checkpoint but the configured model is "
-            f"{expected_target.rsplit('.', 1)[-1]}: pick the matching model= option or another checkpoint"
+            f"checkpoint {source} is a {found.rsplit('.', 1)[-1]} checkpoint but the configured model is "
+            f"{expected.rsplit('.', 1)[-1]}: pick the matching model= option or another checkpoint"
         )
 
 

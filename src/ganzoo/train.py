@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.checkpoint import AtomicCheckpointIO, check_model_class
+from ganzoo.checkpoint import AtomicCheckpointIO
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 
 log = logging.getLogger("ganzoo.train")
@@ -36,8 +37,6 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
 
 def _finish_wandb() -> None:
     """Close the W&B run so that each multirun job gets a run of its own."""
-    import sys
-
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
@@ -51,10 +50,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
 
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path:
-        check_model_class(ckpt_path, cfg.model._target_)
-
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _convert_="all")
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
@@ -66,7 +61,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     finally:
         _finish_wandb()
 

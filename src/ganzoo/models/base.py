@@ -12,6 +12,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 import ganzoo
+from ganzoo.checkpoint import ensure_model_class
 
 
 class GANModule(LightningModule):
@@ -125,19 +126,26 @@ class GANModule(LightningModule):
         return net(z)
 
     # ------------------------------------------------------------------------- checkpoints
+    @classmethod
+    def class_path(cls) -> str:
+        """``module.Class``, as recorded in checkpoints."""
+        return f"{cls.__module__}.{cls.__qualname__}"
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        cls = type(self)
         # Every rank runs this hook; gather each rank's noise state so that all of them resume exactly.
         state = self.noise().get_state()
         states = self.all_gather(state.to(self.device)).reshape(-1, state.numel()).cpu()
         checkpoint["ganzoo"] = {
             "version": ganzoo.__version__,
-            "model_class": f"{cls.__module__}.{cls.__qualname__}",
+            "model_class": self.class_path(),
             "model_config": self.model_config,
             "noise_states": states,
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Runs before Lightning loads the weights, so a checkpoint of another model fails with one clear line.
+        source = self._trainer.ckpt_path if self._trainer is not None else "being loaded"
+        ensure_model_class(checkpoint, self.class_path(), source)
         self._noise_states_to_load = checkpoint.get("ganzoo", {}).get("noise_states")
 
     def on_train_start(self) -> None:
