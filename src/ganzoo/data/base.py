@@ -10,7 +10,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ganzoo.data.sampler import EpochShuffleSampler
-
 from ganzoo.errors import ConfigError, DataError
 
 

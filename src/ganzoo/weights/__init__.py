@@ -1,0 +1,1 @@
+"""Importers for weights saved by the reference implementations, into ganzoo's networks."""
