@@ -125,3 +125,12 @@ def test_tensorboard_logger_writes_events(tiny_data_dir: Path, tmp_path: Path) -
     run_dir = tmp_path / "run"
     run_cli("train", "logger=tensorboard", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", "trainer=ddp_cpu", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir), timeout=300)
+    checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 3
+    noise = checkpoint["ganzoo"]["noise_states"]
+    assert noise.shape[0] == 2 and not torch.equal(noise[0], noise[1])  # each rank draws its own latents
