@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
@@ -49,7 +50,7 @@ def wandb_logger(
     mode = os.environ.get("WANDB_MODE")
     if offline is None:
         offline = mode in ("offline", "dryrun", "disabled") or (mode is None and not wandb_credentials_present())
-        if offline and mode is None and not _offline_notice_given:
+        if offline and mode is None and not _offline_notice_given and rank_zero_only.rank == 0:
             log.warning(
                 "W&B: no credentials (WANDB_API_KEY or `wandb login`), logging offline under %s; "
                 "upload later with `wandb sync %s/wandb/offline-run-*`",
