@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ganzoo.data.sampler import EpochShuffleSampler
 from ganzoo.errors import ConfigError, DataError
@@ -114,12 +114,23 @@ class ImageDataModule(L.LightningDataModule):
         assert self.train_set is not None and self.val_set is not None
         return self.train_set, self.val_set
 
+    def _processes(self) -> tuple[int, int]:
+        """(world size, global rank) of the run this module is attached to; (1, 0) outside a trainer."""
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
-        sampler = None
+        # Both loaders shard across DDP processes themselves (trainer.use_distributed_sampler is off), so
+        # that the train order stays a resumable function of (seed, epoch, position).
+        world_size, rank = self._processes()
+        sampler: Sampler | None = None
         if train:
-            sampler = EpochShuffleSampler(len(dataset), seed=self.seed)  # type: ignore[arg-type]
+            sampler = EpochShuffleSampler(len(dataset), seed=self.seed, num_replicas=world_size, rank=rank)  # type: ignore[arg-type]
             if self.trainer is not None and self.trainer.global_step > 0:
-                sampler.resume(*self._resume_position(len(dataset)))  # type: ignore[arg-type]
+                sampler.resume(*self._resume_position(sampler))
+        elif world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -128,18 +139,24 @@ class ImageDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            # A seeded generator makes worker seeds reproducible.
-            generator=torch.Generator().manual_seed(self.seed) if train else None,
         )
 
-    def _resume_position(self, length: int) -> tuple[int, int]:
-        """(epoch, samples already seen in it) for a run restored from a checkpoint.
+    def _resume_position(self, sampler: EpochShuffleSampler) -> tuple[int, int]:
+        """(epoch, items of this process's shard already trained on) for a run restored from a checkpoint.
 
-        Each generator update consumes one batch, so ``global_step`` counts batches; an interrupted epoch
-        continues its order where it stopped instead of starting over.
+        One training step takes one batch, so ``global_step`` counts batches; epochs are as long as this
+        run's loader (after ``trainer.limit_train_batches``). An interrupted epoch continues its order where
+        it stopped instead of starting over.
         """
         assert self.trainer is not None
-        per_epoch = length // self.batch_size if self.drop_last else -(-length // self.batch_size)
+        per_epoch = (
+            sampler.per_replica // self.batch_size if self.drop_last else -(-sampler.per_replica // self.batch_size)
+        )
+        limit = self.trainer.limit_train_batches
+        if isinstance(limit, int):
+            per_epoch = min(per_epoch, limit)
+        elif limit is not None:
+            per_epoch = int(per_epoch * limit)
         epoch = self.trainer.current_epoch
         done = self.trainer.global_step - epoch * per_epoch
         if done >= per_epoch:

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ganzoo.data.base import ImageDataModule
 from ganzoo.data.image_file import IMAGE_EXTENSIONS, is_image_file, load_image
+from ganzoo.data.sampler import SampleKey, split_key
 from ganzoo.data.transforms import ImageTransform, build_transform
 from ganzoo.errors import ConfigError, DataError
 
@@ -89,9 +90,10 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = split_key(key)
         image = load_image(str(self.files[index]), self.channels, min_size=self.transform.load_size)
-        return self.transform(image), self.labels[index]
+        return self.transform(image, seed), self.labels[index]
 
 
 class ImageFolderDataModule(ImageDataModule):

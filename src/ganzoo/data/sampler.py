@@ -1,24 +1,47 @@
-"""A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+"""Sampling that makes the data a function of (seed, epoch, position): shuffling, sharding and augmentation.
+
+A resumed run therefore sees exactly the batches, flips and crops the uninterrupted run would have seen,
+with any number of workers or processes, and the global RNG is never touched.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
 
+#: What the train sampler yields and datasets accept: (index, seed of this item's random augmentation).
+SampleKey = tuple[int, int]
 
-class EpochShuffleSampler(Sampler[int]):
-    """Yields a permutation of ``range(length)`` drawn from ``seed`` and the epoch number.
 
-    Lightning calls :meth:`set_epoch` before each epoch. :meth:`resume` makes the next iteration start
-    ``start`` positions into the given epoch's order, which is how an interrupted epoch continues
-    exactly where the checkpoint left it. The global RNG is never touched.
+def split_key(key: int | SampleKey) -> tuple[int, int | None]:
+    """``(index, augmentation seed or None)`` from a dataset key: a plain index or a :data:`SampleKey`."""
+    if isinstance(key, tuple):
+        return key[0], key[1]
+    return int(key), None
+
+
+class EpochShuffleSampler(Sampler[SampleKey]):
+    """Yields this process's share of a permutation of ``range(length)`` with per-item augmentation seeds.
+
+    The permutation and the seeds are drawn from ``seed`` and the epoch number. With ``num_replicas``
+    processes, the permutation is padded (by wrapping around) to a multiple of ``num_replicas`` and
+    process ``rank`` takes every ``num_replicas``-th element, so the shards are disjoint and equal in size,
+    as with ``DistributedSampler``. Lightning calls :meth:`set_epoch` before each epoch; :meth:`resume`
+    makes the next iteration start ``start`` items into the given epoch, which is how an interrupted epoch
+    continues where its checkpoint left it.
     """
 
-    def __init__(self, length: int, seed: int = 0) -> None:
+    def __init__(self, length: int, seed: int = 0, num_replicas: int = 1, rank: int = 0) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.length = length
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.per_replica = math.ceil(length / num_replicas)
         self.epoch = 0
         self._start = 0
 
@@ -29,16 +52,23 @@ class EpochShuffleSampler(Sampler[int]):
 
     def resume(self, epoch: int, start: int) -> None:
         self.epoch = epoch
-        self._start = start if start < self.length else 0
+        self._start = start if start < self.per_replica else 0
 
-    def order(self, epoch: int) -> torch.Tensor:
-        """The full permutation for ``epoch``."""
+    def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's indices (per_replica,) for ``epoch`` and their augmentation seeds (per_replica,)."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.length, generator=generator)
+        order = torch.randperm(self.length, generator=generator)
+        item_seeds = torch.randint(0, 2**62, (self.length,), generator=generator)
+        total = self.per_replica * self.num_replicas
+        if total > self.length:
+            order = order.repeat(math.ceil(total / self.length))[:total]
+        mine = order[self.rank : total : self.num_replicas]
+        return mine, item_seeds[mine]
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[SampleKey]:
         start, self._start = self._start, 0
-        return iter(self.order(self.epoch)[start:].tolist())
+        indices, seeds = self.plan(self.epoch)
+        return zip(indices[start:].tolist(), seeds[start:].tolist(), strict=True)
 
     def __len__(self) -> int:
-        return self.length
+        return self.per_replica

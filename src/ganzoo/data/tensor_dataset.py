@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from ganzoo.data.sampler import SampleKey, split_key
 from ganzoo.data.transforms import build_transform, resize_square, to_channels
 
 # Pre-resizing trades memory for speed; above this size (e.g. CIFAR at 256 px would be
@@ -48,5 +49,6 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(self.images[index]), self.labels[index]
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = split_key(key)
+        return self.transform(self.images[index], seed), self.labels[index]

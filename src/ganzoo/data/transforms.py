@@ -69,20 +69,20 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return F.center_crop(x, [size, size])
 
 
-def random_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+def random_crop(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Crop a uniformly random (size, size) window of (..., C, H, W); H and W must be >= size.
 
-    Uses the global torch RNG, which DataLoader seeds differently in every worker.
+    Draws from ``generator``, or from the global torch RNG when it is None.
     """
     h, w = x.shape[-2:]
-    top = int(torch.randint(0, h - size + 1, ()).item())
-    left = int(torch.randint(0, w - size + 1, ()).item())
+    top = int(torch.randint(0, h - size + 1, (), generator=generator).item())
+    left = int(torch.randint(0, w - size + 1, (), generator=generator).item())
     return x[..., top : top + size, left : left + size]
 
 
-def random_hflip(x: torch.Tensor) -> torch.Tensor:
-    """Mirror (..., C, H, W) left-right with probability 1/2 (global torch RNG)."""
-    if torch.rand(()) < 0.5:
+def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirror (..., C, H, W) left-right with probability 1/2 (``generator``, or the global RNG when None)."""
+    if torch.rand((), generator=generator) < 0.5:
         return x.flip(-1)
     return x
 
@@ -104,15 +104,21 @@ class ImageTransform:
     random_crop: bool = False
     flip: bool = False
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def is_random(self) -> bool:
+        return self.random_crop or self.flip
+
+    def __call__(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+        """``seed`` fixes this item's random crop and flip (see ganzoo.data.sampler); None uses the global RNG."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None and self.is_random else None
         x = to_channels(x, self.channels)
         if self.load_size is None:
             x = resize_square(x, self.image_size)
         else:
             x = resize_short_side(x, self.load_size)
-            x = random_crop(x, self.image_size) if self.random_crop else center_crop(x, self.image_size)
+            x = random_crop(x, self.image_size, generator) if self.random_crop else center_crop(x, self.image_size)
         if self.flip:
-            x = random_hflip(x)
+            x = random_hflip(x, generator)
         return from_uint8(x)
 
 
