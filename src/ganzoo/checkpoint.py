@@ -94,23 +94,60 @@ def ensure_model_class(checkpoint: dict[str, Any], expected: str, source: str | 
         )
 
 
+#: Packages whose nn.Module classes a checkpoint's model config may name.
+_BUILDABLE_PACKAGES = ("ganzoo.models.", "ganzoo.nets.")
+
+
+def _targets(config: Any) -> list[str]:
+    """Every ``_target_`` in a nested config of dicts and lists."""
+    if isinstance(config, dict):
+        found = [config["_target_"]] if "_target_" in config else []
+        return found + [t for value in config.values() for t in _targets(value)]
+    if isinstance(config, list):
+        return [t for value in config for t in _targets(value)]
+    return []
+
+
+def _buildable_class(target: Any, source: str | Path) -> type:
+    """The class ``target`` names, if it is a ganzoo network or model; a CheckpointError otherwise.
+
+    ``weights_only=True`` keeps code out of the unpickling, but instantiating a config would call whatever
+    it names: a checkpoint from elsewhere may only build ganzoo's own modules.
+    """
+    refused = CheckpointError(
+        f"checkpoint {source} asks to build {target!r}, which is not a ganzoo model or network: "
+        "ganzoo only rebuilds its own classes from a checkpoint"
+    )
+    if not isinstance(target, str) or not target.startswith(_BUILDABLE_PACKAGES):
+        raise refused
+    module_name, _, name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        raise refused from None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise refused
+    return cls
+
+
 def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild the GAN LightningModule saved in a ganzoo checkpoint, weights loaded, in eval mode.
 
-    Needs no config files: the checkpoint carries the resolved model config.
+    Needs no config files: the checkpoint carries the resolved model config. Only ganzoo's own model and
+    network classes are ever built from it.
     """
     from hydra.utils import instantiate
 
     checkpoint = load_checkpoint_file(path, map_location=map_location)
-    class_path = checkpoint_model_class(checkpoint, path)
+    cls = _buildable_class(checkpoint_model_class(checkpoint, path), path)
     config = checkpoint["ganzoo"].get("model_config")
-    if not config:
+    if not isinstance(config, dict) or not config:
         raise CheckpointError(f"checkpoint {path} has no model config: it was saved outside `python -m ganzoo.train`")
-    module_name, _, class_name = class_path.rpartition(".")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    for target in _targets(config):
+        _buildable_class(target, path)
     model = instantiate(config, _convert_="all")
     if not isinstance(model, cls):
-        raise CheckpointError(f"checkpoint {path}: its model config builds {type(model).__name__}, not {class_name}")
+        raise CheckpointError(f"checkpoint {path}: its model config builds {type(model).__name__}, not {cls.__name__}")
     model.load_state_dict(checkpoint["state_dict"])
     model.model_config = config
     return model.eval()
