@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -22,6 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganzoo.callbacks import SampleGrid
 from ganzoo.checkpoint import AtomicCheckpointIO
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 
@@ -45,8 +45,12 @@ def _finish_wandb() -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final logged metrics."""
     quiet_library_noise()
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
+    # seed=null draws a seed (shared with DDP workers through PL_GLOBAL_SEED); it is written back into the
+    # config, and so into the logged hyperparameters and the data module, so every run can be repeated.
+    seed = L.seed_everything(cfg.get("seed"), workers=True)
+    if cfg.get("seed") is None:
+        cfg.seed = seed
+        log.info("seed=null: this run uses seed=%d", seed)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
 
@@ -67,12 +71,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     if trainer.is_global_zero:
-        out = Path(cfg.paths.output_dir)
-        log.info("finished at step %d; outputs in %s", trainer.global_step, out)
-        if (out / "checkpoints" / "last.ckpt").exists():
-            log.info("checkpoint: %s", out / "checkpoints" / "last.ckpt")
-        if (out / "samples" / "last.png").exists():
-            log.info("samples: %s", out / "samples" / "last.png")
+        log.info("finished at step %d; outputs in %s", trainer.global_step, cfg.paths.output_dir)
+        last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
+        if last:
+            log.info("checkpoint: %s", last)
+        grids = [cb for cb in trainer.callbacks if isinstance(cb, SampleGrid) and cb.last_written]
+        for grid in grids:
+            log.info("samples: %s", grid.last_written)
     return metrics
 
 

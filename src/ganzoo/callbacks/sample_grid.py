@@ -44,6 +44,8 @@ class SampleGrid(Callback):
         self.nrow = nrow
         self.latents: torch.Tensor | None = None
         self._last_written_step = -1
+        #: Path of the newest grid this process wrote, None before the first.
+        self.last_written: Path | None = None
 
     def _folder(self, trainer: Trainer) -> Path:
         return Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
@@ -73,6 +75,7 @@ class SampleGrid(Callback):
         write_png(grid, str(path))
         write_png(grid, str(folder / "last.png"))
         log_images(trainer, "samples", [grid], step=step, captions=[f"step {step}"])
+        self.last_written = path
         return path
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

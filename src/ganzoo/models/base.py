@@ -13,6 +13,7 @@ from torch import nn
 
 import ganzoo
 from ganzoo.checkpoint import ensure_model_class
+from ganzoo.errors import ConfigError
 
 
 class GANModule(LightningModule):
@@ -30,6 +31,8 @@ class GANModule(LightningModule):
 
     latent_dim: int = 0
     num_classes: int = 0
+    #: Whether :meth:`generate` accepts ``truncation``.
+    supports_truncation: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,24 +65,25 @@ class GANModule(LightningModule):
 
     # ----------------------------------------------------------------------- sampling API
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I) on the model's device.
+        """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I), returned on the model's device.
 
         Without ``generator`` the draw comes from the model's own noise stream (see :meth:`noise`), so
-        it is reproducible and resumes exactly from a checkpoint. A CPU ``generator`` gives the same
-        latents on any device.
+        it is reproducible and resumes exactly from a checkpoint. Draws happen on the CPU, so the same
+        seed gives the same latents on any device (the copy of a latent batch costs next to nothing).
         """
         generator = generator if generator is not None else self.noise()
-        return torch.randn(n, self.latent_dim, generator=generator, device=generator.device).to(self.device)
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device, non_blocking=True)
 
     def noise(self) -> torch.Generator:
-        """The model's random stream for training noise, on the model's device.
+        """The model's CPU random stream for training noise.
 
         Seeded from the process seed (``seed_everything``) plus the global rank, so every DDP rank draws
-        different latents; its state travels in checkpoints. Keeping it apart from the global RNG means
-        data loading (worker seeds, shuffling) cannot shift the latents of a resumed run.
+        different latents; its state travels in checkpoints, so a run resumed on another device type
+        continues the same stream. Keeping it apart from the global RNG means data loading cannot shift
+        the latents of a resumed run.
         """
-        if self._noise is None or self._noise.device != self.device:
-            self._noise = torch.Generator(device=self.device)
+        if self._noise is None:
+            self._noise = torch.Generator()
             self._noise.manual_seed(torch.initial_seed() + self.global_rank)
         return self._noise
 
@@ -122,7 +126,7 @@ class GANModule(LightningModule):
     ) -> torch.Tensor:
         """Run ``net`` on latents ``z``; models with labels or truncation override this."""
         if truncation is not None:
-            raise ValueError(f"{type(self).__name__} does not support the truncation trick")
+            raise ConfigError(f"{type(self).__name__} does not support the truncation trick: remove truncation=")
         return net(z)
 
     # ------------------------------------------------------------------------- checkpoints
@@ -134,7 +138,7 @@ class GANModule(LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Every rank runs this hook; gather each rank's noise state so that all of them resume exactly.
         state = self.noise().get_state()
-        states = self.all_gather(state.to(self.device)).reshape(-1, state.numel()).cpu()
+        states = self.all_gather(state.to(self.device)).reshape(-1, state.numel()).cpu()  # NCCL needs GPU tensors
         checkpoint["ganzoo"] = {
             "version": ganzoo.__version__,
             "model_class": self.class_path(),
@@ -151,7 +155,8 @@ class GANModule(LightningModule):
     def on_train_start(self) -> None:
         states, self._noise_states_to_load = self._noise_states_to_load, None
         if states is not None and states.shape[0] == self.trainer.world_size:
-            self.noise().set_state(states[self.global_rank].contiguous())
+            # clone(): Generator.set_state crashes on a view with a storage offset (torch 2.14).
+            self.noise().set_state(states[self.global_rank].clone())
         elif states is not None:
             # A different number of processes: continue with fresh per-rank streams derived from the step.
             self.noise().manual_seed(torch.initial_seed() + 1_000_003 * self.global_step + self.global_rank)
