@@ -5,11 +5,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from ganzoo.checkpoint import load_checkpoint_file
 from tests.conftest import QUIET, cli_env, run_cli
 from tests.data.writers import write_image_folder
+
+
+@pytest.fixture(scope="module")
+def sample_checkpoint(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("run")
+    run_cli("train", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+    return run_dir / "checkpoints" / "last.ckpt"
 
 
 def error_line(proc) -> str:
@@ -128,3 +136,37 @@ def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
 def test_missing_checkpoint(tmp_path: Path) -> None:
     line = error_line(run_cli("sample", f"ckpt={tmp_path / 'nope.ckpt'}", "n=2", check=False))
     assert "does not exist" in line
+
+
+def test_bad_value_inside_instantiation_is_one_line(tmp_path: Path) -> None:
+    # Hydra wraps errors raised while building objects; the user still gets the one line.
+    line = error_line(run_cli("train", "data.image_size=48", f"hydra.run.dir={tmp_path / 'run'}", check=False))
+    assert "image_size = 4 * 2^k" in line and "set data.image_size=" in line
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("grid_n=0", "grid_n=0 must be a positive integer"),
+        ("truncation=0.5", "does not support the truncation trick"),
+        ("n=abc", "n='abc' is not a positive integer"),
+        ("out=samples", "must be a file name ending in .npz"),
+    ],
+)
+def test_sample_cli_bad_options(override: str, expected: str, sample_checkpoint: Path, tmp_path: Path) -> None:
+    args = [f"ckpt={sample_checkpoint}", "n=4", f"grid={tmp_path / 'g.png'}", f"out={tmp_path / 's.npz'}", override]
+    line = error_line(run_cli("sample", *args, check=False))
+    assert expected in line
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_checkpoint_naming_foreign_code_is_refused(sample_checkpoint: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    checkpoint = load_checkpoint_file(sample_checkpoint)
+    checkpoint["ganzoo"]["model_config"]["generator"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(checkpoint, crafted)
+    line = error_line(run_cli("sample", f"ckpt={crafted}", "n=2", f"out={tmp_path / 's.npz'}", check=False))
+    assert "'builtins.open', which is not a ganzoo model or network" in line
+    assert victim.read_text() == "precious"

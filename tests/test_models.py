@@ -78,3 +78,40 @@ def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path: Path) -> N
     assert torch.equal(load_checkpoint_file(path)["state_dict"]["w"], torch.ones(2))
     assert os.listdir(tmp_path) == ["last.ckpt"]  # no temporary file left behind
     assert isinstance(AtomicCheckpointIO().load_checkpoint(path), dict)
+
+
+def test_training_matches_a_handwritten_pytorch_examples_loop(tmp_path: Path) -> None:
+    """Two Lightning iterations equal two iterations of pytorch/examples' dcgan loop on the same data and z."""
+    import copy
+
+    torch.manual_seed(123)  # the model's noise stream starts from the process seed
+    model = tiny_dcgan()
+    netG, netD = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
+    images = torch.rand(16, 1, 16, 16) * 2 - 1
+    data = DataLoader(TensorDataset(images, torch.zeros(16)), batch_size=8)
+    trainer = L.Trainer(
+        max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(model, data)
+
+    criterion = torch.nn.BCEWithLogitsLoss()
+    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    noise = torch.Generator().manual_seed(123)
+    for real in images.split(8):
+        netD.zero_grad()
+        errD_real = criterion(netD(real), torch.ones(8))
+        errD_real.backward()
+        fake = netG(torch.randn(8, 8, generator=noise))
+        errD_fake = criterion(netD(fake.detach()), torch.zeros(8))
+        errD_fake.backward()
+        optD.step()
+        netG.zero_grad()
+        errG = criterion(netD(fake), torch.ones(8))
+        errG.backward()
+        optG.step()
+
+    for ours, theirs in ((model.generator, netG), (model.discriminator, netD)):
+        for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):
+            assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), name

@@ -63,19 +63,27 @@ def _adam_moments(path: Path) -> list[torch.Tensor]:
     return [s["exp_avg_sq"] for opt in load_checkpoint_file(path)["optimizer_states"] for s in opt["state"].values()]
 
 
-@pytest.mark.parametrize("stop_at", [3, 4], ids=["mid-epoch", "epoch-end"])
-def test_resume_equals_uninterrupted_run(stop_at: int, tiny_data_dir: Path, tmp_path: Path) -> None:
-    # 256 train images, batch 64: 4 iterations per epoch; 6 iterations cross an epoch boundary.
+@pytest.mark.parametrize(
+    ("stop_at", "extra"),
+    [(3, ()), (4, ()), (3, ("trainer.limit_train_batches=2",)), (3, ("trainer=ddp_cpu",))],
+    ids=["mid-epoch", "epoch-end", "short-epochs", "ddp-2-processes"],
+)
+def test_resume_equals_uninterrupted_run(
+    stop_at: int, extra: tuple[str, ...], tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # 256 train images, batch 64: 4 iterations per epoch (2 with the limit); 6 iterations cross an epoch
+    # boundary. Checkpoints every 2 iterations, so stopping at 3 resumes from the end-of-run last.ckpt.
+    # Random flips through 2 worker processes: augmentation must resume exactly too.
     env = cli_env(tiny_data_dir)
-    common = (*QUIET, "callbacks.model_checkpoint.every_n_train_steps=1")
+    common = (*QUIET, "data.flip=true", "data.num_workers=2", *extra)
     run_cli("train", *common, "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'full'}", env=env)
     run_cli("train", *common, f"trainer.max_steps={stop_at}", f"hydra.run.dir={tmp_path / 'first'}", env=env)
     first = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    run_cli(
-        "train", *common, "trainer.max_steps=6", f"ckpt_path={first}", f"hydra.run.dir={tmp_path / 'resumed'}", env=env
-    )
+    assert load_checkpoint_file(first)["global_step"] == stop_at
+    resumed_dir = tmp_path / "resumed"
+    run_cli("train", *common, "trainer.max_steps=6", f"ckpt_path={first}", f"hydra.run.dir={resumed_dir}", env=env)
 
-    full, resumed = tmp_path / "full" / "checkpoints" / "last.ckpt", tmp_path / "resumed" / "checkpoints" / "last.ckpt"
+    full, resumed = tmp_path / "full" / "checkpoints" / "last.ckpt", resumed_dir / "checkpoints" / "last.ckpt"
     assert load_checkpoint_file(resumed)["global_step"] == 6
     a, b = _weights(full), _weights(resumed)
     assert a.keys() == b.keys()

@@ -35,15 +35,29 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
 
 
+def ganzoo_cause(error: BaseException) -> GanzooError | None:
+    """The GanzooError behind ``error``: itself, or the cause that Hydra's instantiate wrapped."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GanzooError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def exit_on_ganzoo_error(fn: F) -> F:
-    """Turn a :class:`GanzooError` raised by ``fn`` into ``error: <one line>`` on stderr and exit status 1."""
+    """Turn a :class:`GanzooError` raised by ``fn`` (also inside Hydra's ``InstantiationException``) into
+    ``error: <one line>`` on stderr and exit status 1; other exceptions propagate unchanged."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except GanzooError as e:
-            print(f"error: {e}", file=sys.stderr, flush=True)
+        except Exception as e:
+            cause = ganzoo_cause(e)
+            if cause is None:
+                raise
+            print(f"error: {cause}", file=sys.stderr, flush=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

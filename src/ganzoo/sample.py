@@ -48,11 +48,17 @@ def sample(
     device: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generate ``n`` images from checkpoint ``ckpt``: uint8 (n, C, H, W) on the CPU, and labels (n,) or None."""
-    if n < 1 or batch_size < 1:
-        raise ConfigError(f"n and batch_size must be positive (got n={n}, batch_size={batch_size})")
+    for name, value in (("n", n), ("batch_size", batch_size), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
+            kind = "an integer" if name == "seed" else "a positive integer"
+            raise ConfigError(f"{name}={value!r} is not {kind}: e.g. {name}=100")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but this machine has no usable GPU: use device=cpu or device=auto")
     model = load_model(ckpt, map_location="cpu").to(device)
+    if truncation is not None and not model.supports_truncation:
+        raise ConfigError(f"{type(model).__name__} does not support the truncation trick: remove truncation=")
     generator = torch.Generator().manual_seed(seed)
     labels = _labels(n, model.num_classes, classes, generator)
     chunks = []
@@ -66,9 +72,13 @@ def sample(
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
+    out = Path(cfg.out)
+    if out.suffix != ".npz" or out.is_dir():
+        raise ConfigError(f"out={cfg.out} must be a file name ending in .npz: e.g. out=samples.npz")
+    if cfg.grid and (not isinstance(cfg.grid_n, int) or cfg.grid_n < 1):
+        raise ConfigError(f"grid_n={cfg.grid_n!r} must be a positive integer: e.g. grid_n=64")
     classes = list(cfg.classes) if cfg.classes is not None else None
     x, y = sample(cfg.ckpt, cfg.n, cfg.batch_size, cfg.seed, cfg.truncation, classes, cfg.device)
-    out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"x": x.numpy()} if y is None else {"x": x.numpy(), "y": y.numpy()}
     np.savez(out, **arrays)

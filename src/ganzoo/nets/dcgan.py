@@ -21,7 +21,10 @@ def _num_stages(image_size: int) -> int:
     """Number of stride-2 stages between 4x4 and ``image_size`` (3 for 32 px, 4 for 64 px)."""
     stages = math.log2(image_size / 4) if image_size >= 8 else -1
     if stages < 1 or not float(stages).is_integer():
-        raise ConfigError(f"DCGAN needs image_size = 4 * 2^k with k >= 1 (8, 16, 32, 64, 128, ...); got {image_size}")
+        raise ConfigError(
+            f"DCGAN needs image_size = 4 * 2^k with k >= 1 (8, 16, 32, 64, 128, ...), got {image_size}: "
+            "set data.image_size=32 or 64"
+        )
     return int(stages)
 
 
