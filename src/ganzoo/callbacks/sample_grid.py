@@ -92,4 +92,7 @@ class SampleGrid(Callback):
         return {"latents": self.latents}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.latents = state_dict["latents"]
+        latents = state_dict.get("latents")
+        # Keep the checkpoint's latents unless this run asks for a different number of samples.
+        if latents is not None and latents.shape[0] == self.num_samples:
+            self.latents = latents
