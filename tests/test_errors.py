@@ -170,3 +170,12 @@ def test_checkpoint_naming_foreign_code_is_refused(sample_checkpoint: Path, tmp_
     line = error_line(run_cli("sample", f"ckpt={crafted}", "n=2", f"out={tmp_path / 's.npz'}", check=False))
     assert "'builtins.open', which is not a ganzoo model or network" in line
     assert victim.read_text() == "precious"
+
+
+def test_resume_with_max_steps_already_reached(sample_checkpoint: Path, tiny_data_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli(
+        "train", *QUIET, "trainer.max_steps=3", f"ckpt_path={sample_checkpoint}", f"hydra.run.dir={tmp_path / 'r'}",
+        env=cli_env(tiny_data_dir), check=False,
+    )  # fmt: skip
+    line = error_line(proc)
+    assert "already at step 3 and trainer.max_steps=3" in line and "set trainer.max_steps above 3" in line

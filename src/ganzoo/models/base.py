@@ -150,6 +150,12 @@ class GANModule(LightningModule):
         # Runs before Lightning loads the weights, so a checkpoint of another model fails with one clear line.
         source = self._trainer.ckpt_path if self._trainer is not None else "being loaded"
         ensure_model_class(checkpoint, self.class_path(), source)
+        step, max_steps = checkpoint.get("global_step", 0), self._trainer.max_steps if self._trainer else -1
+        if 0 < max_steps <= step:
+            raise ConfigError(
+                f"checkpoint {source} is already at step {step} and trainer.max_steps={max_steps}, so nothing would "
+                f"be trained: set trainer.max_steps above {step}"
+            )
         self._noise_states_to_load = checkpoint.get("ganzoo", {}).get("noise_states")
 
     def on_train_start(self) -> None:
