@@ -57,8 +57,6 @@ def sample(
     elif str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device} but this machine has no usable GPU: use device=cpu or device=auto")
     model = load_model(ckpt, map_location="cpu").to(device)
-    if truncation is not None and not model.supports_truncation:
-        raise ConfigError(f"{type(model).__name__} does not support the truncation trick: remove truncation=")
     generator = torch.Generator().manual_seed(seed)
     labels = _labels(n, model.num_classes, classes, generator)
     chunks = []

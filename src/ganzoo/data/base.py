@@ -36,7 +36,7 @@ class ImageDataModule(L.LightningDataModule):
         persistent_workers: keep workers alive between epochs (ignored when num_workers == 0).
         drop_last: drop the last incomplete train batch (the val loader keeps it).
         flip: random horizontal flips, train set only.
-        seed: seeds the train shuffle order and any train/val split; None draws one per run.
+        seed: seeds the train shuffle order, DDP shards, augmentation and any train/val split; None draws one per run.
         num_classes: optional expected class count; checked against the data.
 
     Subclasses implement :meth:`_build_datasets`, and :meth:`prepare_data` when they can download.

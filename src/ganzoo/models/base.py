@@ -31,8 +31,6 @@ class GANModule(LightningModule):
 
     latent_dim: int = 0
     num_classes: int = 0
-    #: Whether :meth:`generate` accepts ``truncation``.
-    supports_truncation: bool = False
 
     def __init__(self) -> None:
         super().__init__()
