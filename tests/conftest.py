@@ -58,3 +58,20 @@ def run_cli(
 
 
 QUIET = ("debug=smoke", "trainer.accelerator=cpu")
+
+
+@pytest.fixture(scope="session")
+def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``paths.cache_dir`` shared by the tests on real Fashion-MNIST: its evaluator classifier trains once."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def random_inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights file for torchmetrics' InceptionV3 with random values (the real ones cannot be downloaded here).
+
+    The numbers it gives mean nothing, but every code path is the one the real file takes.
+    """
+    from tests.inception_weights import write_random_inception_weights
+
+    return write_random_inception_weights(tmp_path_factory.mktemp("inception") / "random-inception.pth")

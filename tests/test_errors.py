@@ -27,11 +27,12 @@ def error_line(proc) -> str:
     return lines[-1]
 
 
-def train_on_folder(folder: Path, tmp_path: Path, *extra: str):
+def train_on_folder(folder: Path, tmp_path: Path, inception_weights: Path, *extra: str):
     return run_cli(
         "train",
         "experiment=dcgan_folder",
         f"data.data_dir={folder}",
+        f"metrics.evaluation.extractor.weights_path={inception_weights}",
         *QUIET,
         f"hydra.run.dir={tmp_path / 'run'}",
         *extra,
@@ -40,32 +41,32 @@ def train_on_folder(folder: Path, tmp_path: Path, *extra: str):
     )
 
 
-def test_missing_dataset_dir(tmp_path: Path) -> None:
-    line = error_line(train_on_folder(tmp_path / "nowhere", tmp_path))
+def test_missing_dataset_dir(tmp_path: Path, random_inception_weights: Path) -> None:
+    line = error_line(train_on_folder(tmp_path / "nowhere", tmp_path, random_inception_weights))
     assert line.startswith("error: ") and str(tmp_path / "nowhere") in line and "does not exist" in line
     assert "data.data_dir" in line
 
 
-def test_empty_dataset_folder(tmp_path: Path) -> None:
+def test_empty_dataset_folder(tmp_path: Path, random_inception_weights: Path) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("not an image")
-    line = error_line(train_on_folder(tmp_path / "empty", tmp_path))
+    line = error_line(train_on_folder(tmp_path / "empty", tmp_path, random_inception_weights))
     assert "contains no images" in line and str(tmp_path / "empty") in line
 
 
-def test_corrupt_image_names_the_file(tmp_path: Path) -> None:
+def test_corrupt_image_names_the_file(tmp_path: Path, random_inception_weights: Path) -> None:
     folder = write_image_folder(tmp_path / "imgs", n=70, size=64)
     bad = folder / "img0003.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    line = error_line(train_on_folder(folder, tmp_path, "data.num_workers=0"))
+    line = error_line(train_on_folder(folder, tmp_path, random_inception_weights, "data.num_workers=0"))
     assert str(bad) in line and ("remove" in line or "replace" in line)
 
 
-def test_corrupt_image_through_dataloader_workers(tmp_path: Path) -> None:
+def test_corrupt_image_through_dataloader_workers(tmp_path: Path, random_inception_weights: Path) -> None:
     folder = write_image_folder(tmp_path / "imgs", n=70, size=64)
     bad = folder / "img0005.png"
     bad.write_bytes(b"not a png at all")
-    line = error_line(train_on_folder(folder, tmp_path, "data.num_workers=2"))
+    line = error_line(train_on_folder(folder, tmp_path, random_inception_weights, "data.num_workers=2"))
     assert str(bad) in line
 
 

@@ -13,7 +13,8 @@ from tests.conftest import REPO
 
 
 @pytest.mark.skipif(not Path(SYSTEM_DIR).is_dir(), reason="needs Fashion-MNIST (`make install` adds it)")
-def test_quickstart_notebook_runs(tmp_path: Path) -> None:
+def test_quickstart_notebook_runs(tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANZOO_CACHE", str(evaluator_cache))  # the kernel inherits it: one evaluator per session
     notebook = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
     NotebookClient(
         notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
@@ -23,3 +24,4 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 2  # the sample grid and the interpolation sheet
     assert (tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt").is_file()
+    assert "val/fid_fmnist" in str(outputs)  # the run's returned metrics include its final FID

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganzoo.checkpoint import load_checkpoint_file, load_model
+from ganzoo.train import compose_config
 from tests.conftest import QUIET, REPO, cli_env, run_cli
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
@@ -25,10 +27,29 @@ def test_experiments_are_found() -> None:
     assert {"dcgan_fmnist", "dcgan_cifar10", "dcgan_folder"} <= set(EXPERIMENTS)
 
 
+def fid_by_step(run_dir: Path, key: str) -> dict[int, float]:
+    return {int(r["step"]): float(r[key]) for r in read_metrics(run_dir) if r.get(key)}
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_experiment_runs_on_tiny_data(experiment: str, tiny_data_dir: Path, tmp_path: Path) -> None:
+def test_experiment_runs_on_tiny_data(
+    experiment: str, tiny_data_dir: Path, tmp_path: Path, random_inception_weights: Path
+) -> None:
     run_dir = tmp_path / "run"
-    run_cli("train", f"experiment={experiment}", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+    metrics = compose_config([f"experiment={experiment}"]).metrics
+    inception = metrics.evaluation.extractor._target_.endswith("InceptionFeatures")
+    # Recipes with Inception metrics run on a local weights file, as on a machine without network.
+    local_weights = [f"metrics.evaluation.extractor.weights_path={random_inception_weights}"] if inception else []
+    run_cli(
+        "train",
+        f"experiment={experiment}",
+        *QUIET,
+        *local_weights,
+        f"hydra.run.dir={run_dir}",
+        env=cli_env(tiny_data_dir),
+    )
+    name = "inception" if inception else "fmnist"
+    assert sorted(fid_by_step(run_dir, f"val/fid_{name}")) == [0, 2, 3]
 
     checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
@@ -135,10 +156,61 @@ def test_tensorboard_logger_writes_events(tiny_data_dir: Path, tmp_path: Path) -
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
-def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
+def test_default_run_logs_fid_and_evaluate_reproduces_it(tiny_data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    run_cli("train", "trainer=ddp_cpu", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir), timeout=300)
+    env = cli_env(tiny_data_dir)
+    proc = run_cli("train", *QUIET, f"hydra.run.dir={run_dir}", env=env)
+    fid = fid_by_step(run_dir, "val/fid_fmnist")
+    assert sorted(fid) == [0, 2, 3]  # before training, every 2 steps (debug=smoke), at the end
+    rows = read_metrics(run_dir)
+    assert any(r.get("evaluator/accuracy_fmnist") for r in rows)
+    assert any(r.get("val/kid_fmnist") and r.get("val/is_fmnist") and r.get("val/class_coverage_fmnist") for r in rows)
+
+    # checkpoints/best.ckpt holds the better of steps 2 and 3, and the summary says which.
+    best_step = min((2, 3), key=lambda step: fid[step])
+    assert load_checkpoint_file(run_dir / "checkpoints" / "best.ckpt")["global_step"] == best_step
+    assert f"best val/fid_fmnist = {fid[best_step]:.4f} at step {best_step}" in proc.stdout + proc.stderr
+
+    # The evaluator (a classifier) and the real statistics live in the cache, not in checkpoints.
+    cache = tiny_data_dir / "cache"
+    assert list((cache / "evaluators").glob("fmnist-32px-1ch-classifier-*.pt"))
+    assert list((cache / "real_statistics").glob("fmnist-val-32px-1ch-all-classifier_*-fid+kid.pt"))
+    checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
+    assert all(k.startswith(("generator.", "discriminator.")) for k in checkpoint["state_dict"])
+
+    proc = run_cli("evaluate", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", env=env)
+    report = json.loads((run_dir / "checkpoints" / "last_metrics.json").read_text())
+    assert report["step"] == 3 and report["num_samples"] == 32 and report["extractor"] == "fmnist"
+    assert report["metrics"]["val/fid_fmnist"] == pytest.approx(fid[3], rel=1e-6)
+    assert f"val/fid_fmnist = {report['metrics']['val/fid_fmnist']:.6g}" in proc.stdout
+
+
+def test_without_metrics_trains_without_evaluation(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_cli("train", *QUIET, "~metrics", f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+    assert not any(k.startswith("val/") for k in read_metrics(run_dir)[0])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["last.ckpt", "step_0000002.ckpt"]
+
+
+def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
+    # 33 generated images: 17 on rank 0 and 16 on rank 1, in uneven numbers of batches.
+    run_dir = tmp_path / "run"
+    env = cli_env(tiny_data_dir, GANZOO_CACHE=str(tmp_path / "ddp-cache"))
+    overrides = ("trainer=ddp_cpu", *QUIET, "metrics.evaluation.num_samples=33")
+    run_cli("train", *overrides, f"hydra.run.dir={run_dir}", env=env, timeout=300)
     checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
     noise = checkpoint["ganzoo"]["noise_states"]
     assert noise.shape[0] == 2 and not torch.equal(noise[0], noise[1])  # each rank draws its own latents
+
+    # One process, real statistics recomputed in a fresh cache: the same metrics as the two processes gave.
+    logged = {
+        k: float(r[k]) for r in read_metrics(run_dir) if int(r["step"]) == 3 for k in r if k.startswith("val/") and r[k]
+    }
+    run_cli(
+        "evaluate", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", f"cache_dir={tmp_path / 'fresh-cache'}", env=env
+    )
+    single = json.loads((run_dir / "checkpoints" / "last_metrics.json").read_text())["metrics"]
+    assert set(single) == set(logged) and "val/kid_fmnist" in single
+    for key, value in single.items():
+        assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key

@@ -148,6 +148,8 @@ def _buildable_class(target: Any, source: str | Path) -> type:
 def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild the GAN LightningModule saved in a ganzoo checkpoint, weights loaded, in eval mode.
 
+    The model also gets ``run_config`` (the run's resolved config, if recorded) and ``checkpoint_step``.
+
     Needs no config files: the checkpoint carries the resolved model config. Only ganzoo's own model and
     network classes are ever built from it.
     """
@@ -165,4 +167,6 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
         raise CheckpointError(f"checkpoint {path}: its model config builds {type(model).__name__}, not {cls.__name__}")
     model.load_state_dict(checkpoint["state_dict"])
     model.model_config = config
+    model.run_config = checkpoint["ganzoo"].get("run_config")
+    model.checkpoint_step = int(checkpoint.get("global_step", 0))
     return model.eval()

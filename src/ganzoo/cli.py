@@ -33,6 +33,8 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
+    # torchmetrics' KID and IS keep every feature, which is what ganzoo's evaluation sizes for.
+    warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
 
 
 def ganzoo_cause(error: BaseException) -> GanzooError | None:

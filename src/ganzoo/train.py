@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.callbacks import SampleGrid
+from ganzoo.callbacks import BestCheckpoint, EvaluationCallback, SampleGrid
 from ganzoo.checkpoint import AtomicCheckpointIO
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 
@@ -57,8 +57,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _convert_="all")
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
 
     callbacks = _instantiate_group(cfg.get("callbacks"))
+    if cfg.get("metrics") and "_target_" in cfg.metrics:
+        callbacks.insert(0, instantiate(cfg.metrics, _convert_="all"))
     loggers = _instantiate_group(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     for logger in trainer.loggers:
@@ -78,7 +81,22 @@ def train(cfg: DictConfig) -> dict[str, float]:
         grids = [cb for cb in trainer.callbacks if isinstance(cb, SampleGrid) and cb.last_written]
         for grid in grids:
             log.info("samples: %s", grid.last_written)
+        _log_best(trainer)
     return metrics
+
+
+def _log_best(trainer: L.Trainer) -> None:
+    """The run summary's line on the best evaluation: value, step and checkpoint."""
+    for evaluation in (cb for cb in trainer.callbacks if isinstance(cb, EvaluationCallback)):
+        best = evaluation.best()
+        if best is None:
+            continue
+        step, value = best
+        saved = [
+            cb.best_model_path for cb in trainer.callbacks if isinstance(cb, BestCheckpoint) and cb.best_model_path
+        ]
+        where = f"; checkpoint: {saved[0]}" if saved else ""
+        log.info("best %s = %.4f at step %d%s", evaluation.monitor, value, step, where)
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = (), output_dir: str = "outputs/interactive") -> DictConfig:

@@ -1,6 +1,7 @@
 """Lightning callbacks that depend only on the models' sampling API."""
 
-from ganzoo.callbacks.checkpoint import GANCheckpoint
+from ganzoo.callbacks.checkpoint import BestCheckpoint, GANCheckpoint
+from ganzoo.callbacks.evaluation import EvaluationCallback
 from ganzoo.callbacks.sample_grid import SampleGrid
 
-__all__ = ["GANCheckpoint", "SampleGrid"]
+__all__ = ["BestCheckpoint", "EvaluationCallback", "GANCheckpoint", "SampleGrid"]

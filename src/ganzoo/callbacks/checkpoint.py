@@ -31,3 +31,27 @@ class GANCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             # Marks this step as saved, so on_train_end does not overwrite it with the closed-epoch state.
             self._last_global_step_saved = trainer.global_step
+
+
+class BestCheckpoint(GANCheckpoint):
+    """Keeps the checkpoint with the best value of an evaluation metric (``monitor``, e.g. ``val/fid_fmnist``).
+
+    Configure ``every_n_train_steps`` to the evaluation interval (the config interpolates it), so it looks
+    at the metric right after each evaluation; the evaluation at the end of training is considered too.
+    With ``monitor=None`` (no metrics configured: ``~metrics`` on the command line) it saves nothing.
+    """
+
+    def __init__(self, monitor: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("save_last", False)
+        kwargs.setdefault("save_top_k", 1)
+        if monitor is None:
+            kwargs.update(save_top_k=0, save_last=False, every_n_train_steps=0)
+        super().__init__(monitor=monitor, **kwargs)
+
+    def _save_final(self, trainer: Trainer) -> None:
+        if self.monitor is None or self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor in candidates:
+            self._save_topk_checkpoint(trainer, candidates)
+            self._last_global_step_saved = trainer.global_step

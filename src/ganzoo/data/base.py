@@ -38,6 +38,8 @@ class ImageDataModule(L.LightningDataModule):
         flip: random horizontal flips, train set only.
         seed: seeds the train shuffle order, DDP shards, augmentation and any train/val split; None draws one per run.
         num_classes: optional expected class count; checked against the data.
+        name: short name used in metric names and cache files (``val/fid_<name>``); default
+            :attr:`short_name`, e.g. ``fmnist``.
 
     Subclasses implement :meth:`_build_datasets`, and :meth:`prepare_data` when they can download.
     All constructor arguments, the subclass's included, are saved as hyperparameters.
@@ -47,6 +49,8 @@ class ImageDataModule(L.LightningDataModule):
     dataset_num_classes: ClassVar[int | None] = None
     #: Display name used in messages.
     dataset_name: ClassVar[str] = "dataset"
+    #: Default of ``name``: a short identifier without spaces, for metric keys and cache files.
+    short_name: ClassVar[str] = "data"
 
     def __init__(
         self,
@@ -61,6 +65,7 @@ class ImageDataModule(L.LightningDataModule):
         flip: bool = False,
         seed: int | None = 0,
         num_classes: int | None = None,
+        name: str | None = None,
     ) -> None:
         super().__init__()
         # Walks up the __init__ frames, so subclass arguments are recorded too.
@@ -89,6 +94,9 @@ class ImageDataModule(L.LightningDataModule):
         # seed=None (an unseeded run): a different shuffle order each run.
         self.seed = seed if seed is not None else int(torch.initial_seed() % 2**31)
         self._num_classes = fixed if fixed is not None else num_classes
+        self.name = name or self.short_name
+        if not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"data.name={self.name!r} must be letters, digits, - or _: e.g. data.name=faces")
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
 
@@ -113,6 +121,20 @@ class ImageDataModule(L.LightningDataModule):
             self.setup()
         assert self.train_set is not None and self.val_set is not None
         return self.train_set, self.val_set
+
+    def eval_dataset(self, split: str) -> Dataset:
+        """The ``split`` ("train" or "val") set without augmentation: what real-image statistics are computed on."""
+        train_set, val_set = self._require_setup()
+        if split not in ("train", "val"):
+            raise ConfigError(f"unknown split {split!r}: use train or val")
+        dataset = train_set if split == "train" else val_set
+        without = getattr(dataset, "without_augmentation", None)
+        return without() if without is not None else dataset
+
+    def fingerprint(self, split: str) -> str | None:
+        """A digest of the ``split`` data that changes when the data does (None if the dataset cannot tell)."""
+        digest = getattr(self.eval_dataset(split), "fingerprint", None)
+        return digest() if digest is not None else None
 
     def _processes(self) -> tuple[int, int]:
         """(world size, global rank) of the run this module is attached to; (1, 0) outside a trainer."""

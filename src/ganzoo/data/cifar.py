@@ -140,6 +140,7 @@ class CIFAR10DataModule(_CIFARDataModule):
 
     dataset_num_classes = 10
     dataset_name = "CIFAR-10"
+    short_name = "cifar10"
     folder = "cifar-10-batches-py"
     archive = "cifar-10-python.tar.gz"
     train_files = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -159,6 +160,7 @@ class CIFAR100DataModule(_CIFARDataModule):
 
     dataset_num_classes = 100
     dataset_name = "CIFAR-100"
+    short_name = "cifar100"
     folder = "cifar-100-python"
     archive = "cifar-100-python.tar.gz"
     train_files = ("train",)

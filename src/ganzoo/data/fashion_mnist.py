@@ -80,6 +80,7 @@ class FashionMNISTDataModule(ImageDataModule):
 
     dataset_num_classes = NUM_CLASSES
     dataset_name = "Fashion-MNIST"
+    short_name = "fmnist"
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,20 @@ class ImageFileDataset(Dataset):
         image = load_image(str(self.files[index]), self.channels, min_size=self.transform.load_size)
         return self.transform(image, seed), self.labels[index]
 
+    def without_augmentation(self) -> ImageFileDataset:
+        """A view of the same files with the deterministic transform (for evaluation)."""
+        view = copy.copy(self)
+        view.transform = self.transform.deterministic()
+        return view
+
+    def fingerprint(self) -> str:
+        """A digest of the file list with each file's size and modification time, to detect changed data."""
+        digest = hashlib.sha1(repr(self.transform).encode())
+        for path, label in zip(self.files.tolist(), self.labels.tolist(), strict=True):
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{label}\n".encode())
+        return digest.hexdigest()[:16]
+
 
 class ImageFolderDataModule(ImageDataModule):
     """A folder of images (.png .jpg .jpeg .bmp .webp .gif .tif .tiff, any case), searched recursively.
@@ -119,6 +135,7 @@ class ImageFolderDataModule(ImageDataModule):
     """
 
     dataset_name = "image folder"
+    short_name = "folder"
 
     def __init__(
         self,

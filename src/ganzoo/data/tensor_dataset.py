@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import hashlib
+
 import torch
 from torch.utils.data import Dataset
 
@@ -52,3 +55,15 @@ class TensorImageDataset(Dataset):
     def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = split_key(key)
         return self.transform(self.images[index], seed), self.labels[index]
+
+    def without_augmentation(self) -> TensorImageDataset:
+        """A view of the same images with the deterministic transform (for evaluation)."""
+        view = copy.copy(self)
+        view.transform = self.transform.deterministic()
+        return view
+
+    def fingerprint(self) -> str:
+        """A digest of the images and labels as stored (after resizing), to detect changed data."""
+        digest = hashlib.sha1(self.images.numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        return digest.hexdigest()[:16]

@@ -8,6 +8,7 @@ keeps whole-dataset preprocessing small in memory and cheap to index.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +108,10 @@ class ImageTransform:
     @property
     def is_random(self) -> bool:
         return self.random_crop or self.flip
+
+    def deterministic(self) -> ImageTransform:
+        """The same pipeline without augmentation: a center crop instead of a random one, no flip."""
+        return dataclasses.replace(self, random_crop=False, flip=False)
 
     def __call__(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
         """``seed`` fixes this item's random crop and flip (see ganzoo.data.sampler); None uses the global RNG."""

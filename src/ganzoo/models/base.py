@@ -38,6 +38,9 @@ class GANModule(LightningModule):
         # The resolved Hydra config of this model; written into checkpoints so that
         # ganzoo.checkpoint.load_model can rebuild the networks without the run's config files.
         self.model_config: dict[str, Any] | None = None
+        # The whole resolved run config (data, metrics, ...), so that ganzoo.evaluate can repeat the run's
+        # evaluation from the checkpoint alone.
+        self.run_config: dict[str, Any] | None = None
         self._noise: torch.Generator | None = None
         self._noise_states_to_load: torch.Tensor | None = None
 
@@ -141,6 +144,7 @@ class GANModule(LightningModule):
             "version": ganzoo.__version__,
             "model_class": self.class_path(),
             "model_config": self.model_config,
+            "run_config": self.run_config,
             "noise_states": states,
         }
 

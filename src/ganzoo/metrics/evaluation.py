@@ -1,0 +1,186 @@
+"""Evaluation of a generator: the configured metrics over N generated images against cached real statistics.
+
+Used the same way by the training callback (every N steps, under DDP) and by ``python -m ganzoo.evaluate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from ganzoo.errors import ConfigError
+from ganzoo.images import to_uint8
+from ganzoo.metrics.distributed import process_info, shard, sum_over_processes
+from ganzoo.metrics.extractors import FeatureExtractor
+from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
+from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(name: str, value: Any, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"metrics.evaluation.{name} must be a positive integer, got {value!r}: e.g. {example}")
+    return value
+
+
+class Evaluation:
+    """The metrics of one extractor over ``num_samples`` generated images against a real split.
+
+    Args:
+        extractor: a :class:`~ganzoo.metrics.extractors.FeatureExtractor` (Inception, or a classifier).
+        metrics: any of ``fid``, ``kid``, ``is``, ``classes``.
+        num_samples: generated images per evaluation, in total over all DDP processes (each generates its share).
+        batch_size: images per generator and extractor batch.
+        real_split: ``train`` or ``val`` split of the run's DataModule, without augmentation.
+        num_real: use the first ``num_real`` images of the split; None for all of them.
+        seed: seeds the latents (the same images every evaluation, so curves show the model, not the noise) and
+            KID's subsets and IS's splits.
+        cache_dir: real statistics and trained evaluators are cached below it.
+        prefix: key prefix; keys read ``<prefix>/<metric>_<extractor name>``, e.g. ``val/fid_fmnist``.
+        kid_subsets, kid_subset_size, is_splits: torchmetrics' KID and IS settings (subset size is capped at
+            the number of images).
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        metrics: Iterable[str] = ("fid",),
+        num_samples: int = 10000,
+        batch_size: int = 250,
+        real_split: str = "train",
+        num_real: int | None = None,
+        seed: int = 0,
+        cache_dir: str = "data/cache",
+        prefix: str = "val",
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        is_splits: int = 10,
+    ) -> None:
+        if real_split not in ("train", "val"):
+            raise ConfigError(f"metrics.evaluation.real_split={real_split!r}: use train or val")
+        self.extractor = extractor
+        self.metric_names = list(metrics)
+        self.num_samples = _positive_int("num_samples", num_samples, 10000)
+        self.batch_size = _positive_int("batch_size", batch_size, 250)
+        self.real_split = real_split
+        self.num_real = None if num_real is None else _positive_int("num_real", num_real, 10000)
+        self.seed = seed
+        self.cache_dir = Path(cache_dir)
+        self.prefix = prefix
+        self.metric_options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
+        self.metrics: FeatureMetrics | None = None
+        self.image_shape: tuple[int, int, int] | None = None
+        #: The real-statistics cache file (written or read) of the last setup.
+        self.statistics_file: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.extractor.name
+
+    def key(self, metric: str) -> str:
+        """The logged name of ``metric``: ``<prefix>/<metric>_<extractor>``."""
+        return f"{self.prefix}/{metric}_{self.name}"
+
+    def output_keys(self) -> list[str]:
+        """Every key this evaluation can produce (``class_accuracy`` only for class-conditional models)."""
+        return [self.key(value) for name in self.metric_names for value in OUTPUTS.get(name, ())]
+
+    # ------------------------------------------------------------------------------ setup
+    def setup(self, datamodule: Any, device: torch.device | str) -> None:
+        """Prepare the extractor and the real statistics (from the cache, or computed and cached).
+
+        Under DDP every process calls this; the real images are split over the processes.
+        """
+        self.extractor.prepare(datamodule, self.cache_dir, device)
+        self.metrics = FeatureMetrics(self.extractor, self.metric_names, **self.metric_options).to(device)
+        self.image_shape = (datamodule.channels, datamodule.image_size, datamodule.image_size)
+        world_size, rank = process_info()
+        dataset = datamodule.eval_dataset(self.real_split)
+        n = len(dataset) if self.num_real is None else min(self.num_real, len(dataset))
+        if n < max(2, world_size):
+            raise ConfigError(
+                f"the {self.real_split} split of {datamodule.name} has {n} images, too few for real statistics: "
+                "use another split or more data"
+            )
+        stats = [name for name in ("fid", "kid") if name in self.metric_names]
+        if not stats:
+            return  # IS and class statistics use generated images only
+        key = statistics_key(
+            datamodule.name,
+            self.real_split,
+            datamodule.image_size,
+            datamodule.channels,
+            None if n == len(dataset) else n,
+            self.extractor.identity(),
+            stats,
+        )
+        cache = RealStatisticsCache(self.cache_dir)
+        self.statistics_file = cache.path(key)
+        fingerprint = datamodule.fingerprint(self.real_split) if rank == 0 else None
+        # Only process 0 holds real statistics (see FeatureMetrics.load_real_state), so only it reads the cache.
+        state = cache.load(key, fingerprint) if rank == 0 else None
+        if sum_over_processes(int(state is not None), device) == 0:
+            log.info("computing real statistics of %d %s images (%s)", n, self.real_split, key)
+            indices = list(shard(n, world_size, rank))
+            loader = DataLoader(
+                Subset(dataset, indices), batch_size=self.batch_size, num_workers=datamodule.num_workers
+            )
+            for images, _ in loader:
+                self.metrics.update_real(to_uint8(images))
+            state = self.metrics.real_state()
+            if rank == 0:
+                cache.save(key, fingerprint, state)
+        self.metrics.load_real_state(state if rank == 0 else self.metrics.empty_real_state())
+
+    # ------------------------------------------------------------------------------ measuring
+    def _measure(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor | None]]) -> dict[str, float]:
+        if self.metrics is None:
+            raise RuntimeError("Evaluation.setup() must run first")
+        self.metrics.reset()
+        for images, labels in batches:
+            if tuple(images.shape[1:]) != self.image_shape:
+                c, s, _ = self.image_shape  # type: ignore[misc]
+                raise ConfigError(
+                    f"images of shape {tuple(images.shape[1:])} cannot be compared with the real statistics "
+                    f"({c} channels, {s}px): set data.image_size and data.channels to match the generator"
+                )
+            self.metrics.update_fake(images, labels)
+        return {self.key(name): value for name, value in self.metrics.compute(self.seed).items()}
+
+    def evaluate(self, model: Any) -> dict[str, float]:
+        """Metrics of ``num_samples`` images from ``model`` (any ganzoo GAN: uses its sampling API only).
+
+        The latents (and, for class-conditional models, the labels ``0, 1, ..., K-1, 0, ...``) are the same
+        every call; under DDP process r generates its contiguous share of them, so the images are the same
+        as in a single process. Every process must call this.
+        """
+        world_size, rank = process_info()
+        if self.num_samples < world_size:
+            raise ConfigError(f"metrics.evaluation.num_samples={self.num_samples} is below the {world_size} processes")
+        latents = model.sample_latent(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
+        labels = torch.arange(self.num_samples) % model.num_classes if model.num_classes else None
+        mine = shard(self.num_samples, world_size, rank)
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+            for start in range(mine.start, mine.stop, self.batch_size):
+                stop = min(start + self.batch_size, mine.stop)
+                batch_labels = labels[start:stop] if labels is not None else None
+                yield to_uint8(model.generate(z=latents[start:stop], labels=batch_labels)), batch_labels
+
+        return self._measure(batches())
+
+    def evaluate_images(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
+        """Metrics of given images, uint8 (N, C, H, W), with the classes they were generated for (or None)."""
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+            for start in range(0, len(images), self.batch_size):
+                stop = start + self.batch_size
+                yield images[start:stop], labels[start:stop] if labels is not None else None
+
+        return self._measure(batches())
