@@ -180,3 +180,17 @@ def test_resume_with_max_steps_already_reached(sample_checkpoint: Path, tiny_dat
     )  # fmt: skip
     line = error_line(proc)
     assert "already at step 3 and trainer.max_steps=3" in line and "set trainer.max_steps above 3" in line
+
+
+def test_monitoring_a_metric_that_is_not_computed(tiny_data_dir: Path, tmp_path: Path) -> None:
+    proc = run_cli(
+        "train",
+        *QUIET,
+        "metrics.monitor=val/fid_inception",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env=cli_env(tiny_data_dir),
+        check=False,
+    )
+    line = error_line(proc)
+    assert line.startswith("error: metrics.monitor=val/fid_inception is not computed by this evaluation: pick one of")
+    assert "val/fid_fmnist" in line

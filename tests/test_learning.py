@@ -54,12 +54,15 @@ def test_dcgan_learns_fashion_mnist(tmp_path: Path, evaluator_cache: Path) -> No
     fid = {step: float(r["val/fid_fmnist"]) for step, r in by_step.items()}
     accuracy = next(float(r["evaluator/accuracy_fmnist"]) for r in rows if r.get("evaluator/accuracy_fmnist"))
     coverage = float(by_step[STEPS]["val/class_coverage_fmnist"])
-    print(f"evaluator accuracy {accuracy:.4f}; FID {fid}; class coverage {coverage:.2f}")
+    entropy = {step: float(r["val/class_entropy_fmnist"]) for step, r in by_step.items()}
+    print(f"evaluator accuracy {accuracy:.4f}; FID {fid}; class coverage {coverage:.2f}; class entropy {entropy}")
     assert accuracy >= 0.90, "the yardstick classifier itself is too weak"
     assert fid[STEPS] < 0.35 * fid[0]
     assert float(by_step[STEPS]["val/kid_fmnist"]) < 0.35 * float(by_step[0]["val/kid_fmnist"])
-    # The samples spread over the clothing classes instead of collapsing onto a few.
-    assert coverage >= 0.8
+    # The samples spread over the clothing classes instead of collapsing onto a few (the untrained generator's
+    # blobs all look like one class): most classes get at least half their share, and the class histogram
+    # is close to uniform.
+    assert coverage >= 0.6 and entropy[STEPS] >= 0.8 and entropy[0] < 0.5
 
     # ganzoo.evaluate reproduces the final value from the checkpoint alone.
     checkpoint = run_dir / "checkpoints" / "last.ckpt"

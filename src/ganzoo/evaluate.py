@@ -101,6 +101,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     _complete_config(cfg, getattr(model, "run_config", None))
     evaluation: Evaluation = instantiate(cfg.metrics.evaluation, _convert_="all")
     datamodule = instantiate(cfg.data)
+    if model is None:  # read before the (possibly slow) real statistics, so a bad file fails at once
+        images, labels = load_images(cfg.images, datamodule.channels, datamodule.image_size)
     datamodule.prepare_data()
     datamodule.setup()
     evaluation.setup(datamodule, device)
@@ -108,7 +110,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         values = evaluation.evaluate(model.to(device))
         source = {"ckpt": str(cfg.ckpt), "step": model.checkpoint_step}
     else:
-        images, labels = load_images(cfg.images, datamodule.channels, datamodule.image_size)
         values = evaluation.evaluate_images(images, labels)
         source = {"images": str(cfg.images), "num_images": len(images)}
     return {

@@ -126,9 +126,10 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> to
 def dataset_tensors(dataset: Dataset, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     """All items of an ImageDataModule dataset: images uint8 (N, C, H, W) and labels int64 (N,)."""
     images, labels = [], []
-    for x, y in DataLoader(dataset, batch_size=batch_size):  # type: ignore[arg-type]
-        images.append(to_uint8(x))
-        labels.append(y)
+    with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the caller's RNG untouched
+        for x, y in DataLoader(dataset, batch_size=batch_size):  # type: ignore[arg-type]
+            images.append(to_uint8(x))
+            labels.append(y)
     return torch.cat(images), torch.cat(labels)
 
 

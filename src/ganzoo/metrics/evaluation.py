@@ -131,8 +131,9 @@ class Evaluation:
             loader = DataLoader(
                 Subset(dataset, indices), batch_size=self.batch_size, num_workers=datamodule.num_workers
             )
-            for images, _ in loader:
-                self.metrics.update_real(to_uint8(images))
+            with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the run's RNG untouched
+                for images, _ in loader:
+                    self.metrics.update_real(to_uint8(images))
             state = self.metrics.real_state()
             if rank == 0:
                 cache.save(key, fingerprint, state)
