@@ -46,6 +46,11 @@ class EvaluationCallback(Callback):
         self.at_start = at_start
         self.monitor = monitor
         self.mode = mode
+        # Checked here, when the config is built, rather than after the evaluator and real statistics are ready.
+        if monitor is not None and monitor not in evaluation.output_keys():
+            raise ConfigError(
+                f"metrics.monitor={monitor} is not computed by this evaluation: pick one of {evaluation.output_keys()}"
+            )
         #: (step, metrics) of every evaluation of this run, resumed runs included.
         self.history: list[tuple[int, dict[str, float]]] = []
         self._last_step = -1
@@ -54,10 +59,6 @@ class EvaluationCallback(Callback):
         if trainer.datamodule is None:
             raise ConfigError("evaluation needs the run's DataModule for real images: pass datamodule= to fit")
         self.evaluation.setup(trainer.datamodule, pl_module.device)
-        if self.monitor is not None and self.monitor not in self.evaluation.output_keys():
-            raise ConfigError(
-                f"metrics.monitor={self.monitor} is not computed by this evaluation: pick one of {self.evaluation.output_keys()}"
-            )
         accuracy = getattr(self.evaluation.extractor, "accuracy", None)
         if accuracy is not None:
             self._publish(trainer, {f"evaluator/accuracy_{self.evaluation.name}": accuracy}, trainer.global_step)
