@@ -145,6 +145,16 @@ class ClassifierRecipe:
     num_features: int = 128
 
 
+def classifier_from_state(
+    state: dict[str, torch.Tensor], channels: int, num_classes: int, recipe: ClassifierRecipe
+) -> SmallClassifier:
+    """A :class:`SmallClassifier` holding trained weights, in eval mode; the global RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten anyway
+        model = SmallClassifier(channels, num_classes, recipe.width, recipe.num_features)
+    model.load_state_dict(state)
+    return model.eval()
+
+
 def cached_classifier(
     datamodule: Any, cache_dir: str | Path, recipe: ClassifierRecipe, device: torch.device | str
 ) -> tuple[SmallClassifier, float, Path]:
@@ -173,9 +183,8 @@ def cached_classifier(
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             if saved.get("identity") == identity:
-                model = SmallClassifier(datamodule.channels, num_classes, recipe.width, recipe.num_features)
-                model.load_state_dict(saved["state_dict"])
-                return model.to(device).eval(), float(saved["accuracy"]), path
+                model = classifier_from_state(saved["state_dict"], datamodule.channels, num_classes, recipe)
+                return model.to(device), float(saved["accuracy"]), path
             log.warning("evaluator cache %s does not match this data or recipe: training a new one", path)
         except Exception as e:  # a truncated or foreign file: retrain rather than fail
             log.warning("evaluator cache %s is unreadable (%s): training a new one", path, type(e).__name__)

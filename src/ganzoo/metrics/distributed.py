@@ -5,6 +5,8 @@ Inside Lightning's DDP the default process group is initialised; the CLIs run in
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 
@@ -14,12 +16,6 @@ def process_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0
-
-
-def barrier() -> None:
-    """Wait for every process (no-op in a single process)."""
-    if process_info()[0] > 1:
-        dist.barrier()
 
 
 def sum_over_processes(value: int, device: torch.device | str = "cpu") -> int:
@@ -40,3 +36,12 @@ def shard(n: int, world_size: int, rank: int) -> range:
     per, extra = divmod(n, world_size)
     start = rank * per + min(rank, extra)
     return range(start, start + per + (1 if rank < extra else 0))
+
+
+def broadcast_from_first(obj: Any) -> Any:
+    """Process 0's ``obj`` on every process (picklable; process-internal data, never a user's file)."""
+    if process_info()[0] == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

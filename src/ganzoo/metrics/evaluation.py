@@ -100,7 +100,7 @@ class Evaluation:
         self.extractor.prepare(datamodule, self.cache_dir, device)
         self.metrics = FeatureMetrics(self.extractor, self.metric_names, **self.metric_options).to(device)
         self.image_shape = (datamodule.channels, datamodule.image_size, datamodule.image_size)
-        world_size, rank = process_info()
+        world_size = process_info()[0]
         dataset = datamodule.eval_dataset(self.real_split)
         n = len(dataset) if self.num_real is None else min(self.num_real, len(dataset))
         if n < max(2, world_size):
@@ -109,17 +109,18 @@ class Evaluation:
                 "use another split or more data"
             )
         stats = [name for name in ("fid", "kid") if name in self.metric_names]
-        if not stats:
-            return  # IS and class statistics use generated images only
+        if stats:  # IS and class statistics use generated images only
+            self._real_statistics(datamodule, dataset, n, stats, device)
+
+    def _real_statistics(self, datamodule: Any, dataset: Any, n: int, stats: list[str], device: Any) -> None:
+        """Load the real statistics of the first ``n`` images of ``dataset`` from the cache, or compute them."""
+        assert self.metrics is not None
+        world_size, rank = process_info()
+        count = None if n == len(dataset) else n
         key = statistics_key(
-            datamodule.name,
-            self.real_split,
-            datamodule.image_size,
-            datamodule.channels,
-            None if n == len(dataset) else n,
-            self.extractor.identity(),
-            stats,
-        )
+            datamodule.name, self.real_split, datamodule.image_size, datamodule.channels, count,
+            self.extractor.identity(), stats,
+        )  # fmt: skip
         cache = RealStatisticsCache(self.cache_dir)
         self.statistics_file = cache.path(key)
         fingerprint = datamodule.fingerprint(self.real_split) if rank == 0 else None
@@ -127,10 +128,8 @@ class Evaluation:
         state = cache.load(key, fingerprint) if rank == 0 else None
         if sum_over_processes(int(state is not None), device) == 0:
             log.info("computing real statistics of %d %s images (%s)", n, self.real_split, key)
-            indices = list(shard(n, world_size, rank))
-            loader = DataLoader(
-                Subset(dataset, indices), batch_size=self.batch_size, num_workers=datamodule.num_workers
-            )
+            shard_set = Subset(dataset, list(shard(n, world_size, rank)))
+            loader = DataLoader(shard_set, batch_size=self.batch_size, num_workers=datamodule.num_workers)
             with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the run's RNG untouched
                 for images, _ in loader:
                     self.metrics.update_real(to_uint8(images))

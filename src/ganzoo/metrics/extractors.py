@@ -18,8 +18,8 @@ from torch import nn
 
 from ganzoo.images import from_uint8
 from ganzoo.metrics import inception
-from ganzoo.metrics.classifier import ClassifierRecipe, cached_classifier
-from ganzoo.metrics.distributed import barrier, process_info
+from ganzoo.metrics.classifier import ClassifierRecipe, cached_classifier, classifier_from_state
+from ganzoo.metrics.distributed import broadcast_from_first, process_info
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,17 @@ class ClassifierFeatures(FeatureExtractor):
 
     def prepare(self, datamodule: Any, cache_dir: str | Path, device: torch.device | str) -> None:
         if self.classifier is None:
-            # Rank 0 trains (or loads) first; the others then find it in the cache.
+            # Process 0 loads or trains it and sends the weights to the others, so every process measures with
+            # the same network even when the nodes of a run do not share a cache folder.
+            trained = None
             if process_info()[1] == 0:
-                self._load(datamodule, cache_dir, device)
-            barrier()
-            if self.classifier is None:
-                self._load(datamodule, cache_dir, device)
+                model, accuracy, path = cached_classifier(datamodule, cache_dir, self.recipe, device)
+                trained = ({k: v.cpu() for k, v in model.state_dict().items()}, model.num_classes, accuracy, path)
+            state, num_classes, self.accuracy, self.cache_file = broadcast_from_first(trained)
+            model = classifier_from_state(state, datamodule.channels, num_classes, self.recipe)
+            self.classifier = model.requires_grad_(False)
+            self.num_logits = num_classes
         self.to(device)
-
-    def _load(self, datamodule: Any, cache_dir: str | Path, device: torch.device | str) -> None:
-        model, self.accuracy, self.cache_file = cached_classifier(datamodule, cache_dir, self.recipe, device)
-        self.classifier = model.requires_grad_(False)
-        self.num_logits = model.num_classes
 
     def identity(self) -> str:
         # A digest of the weights themselves: a retrained classifier never reuses the old one's statistics.
