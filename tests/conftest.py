@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.data.writers import write_cifar10, write_cifar100, write_fashion_mnist, write_image_folder
+from tests.data.writers import (
+    write_cifar10,
+    write_cifar100,
+    write_fashion_mnist,
+    write_image_folder,
+    write_unpaired_folders,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,6 +28,7 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_cifar10(root, n_train=64, n_test=32)
     write_cifar100(root, n_train=200, n_test=100)
     write_image_folder(root / "images", n=72, size=(80, 72))
+    write_unpaired_folders(root / "horse2zebra", n_train_a=6, n_train_b=5, n_test_a=3, n_test_b=2)
     return root
 
 

@@ -83,3 +83,43 @@ def test_dcgan_learns_fashion_mnist(tmp_path: Path, evaluator_cache: Path) -> No
     d_real = sum(float(r["train/d_real"]) for r in late) / len(late)
     d_fake = sum(float(r["train/d_fake"]) for r in late) / len(late)
     assert 0.1 < d_fake < d_real < 0.99, (d_real, d_fake)
+
+
+CYCLEGAN_STEPS = 150
+
+
+def test_cyclegan_turns_sneakers_into_boots(tmp_path: Path, evaluator_cache: Path) -> None:
+    """experiment=cyclegan_fmnist for a short CPU budget: the evaluator calls the A -> B translations of test
+    sneakers ankle boots far more often than for the untrained model, their domain FID to the test boots falls,
+    and the cycle reconstruction error falls."""
+    run_dir = tmp_path / "run"
+    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(evaluator_cache))
+    run_cli(
+        "train",
+        "experiment=cyclegan_fmnist",
+        f"trainer.max_steps={CYCLEGAN_STEPS}",
+        "trainer.log_every_n_steps=5",
+        "trainer.accelerator=cpu",
+        "callbacks.progress_bar=null",
+        f"metrics.every_n_steps={CYCLEGAN_STEPS}",
+        f"callbacks.translation_grid.every_n_steps={CYCLEGAN_STEPS}",
+        f"callbacks.model_checkpoint.every_n_train_steps={CYCLEGAN_STEPS}",
+        f"hydra.run.dir={run_dir}",
+        env=env,
+        timeout=900,
+    )
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    evaluations = {int(r["step"]): r for r in rows if r.get("val/fid_fmnist")}
+    assert sorted(evaluations) == [0, CYCLEGAN_STEPS]
+    accuracy = {step: float(r["val/class_accuracy_fmnist"]) for step, r in evaluations.items()}
+    fid = {step: float(r["val/fid_fmnist"]) for step, r in evaluations.items()}
+    cycle = [
+        float(r["train/loss_cycle_a"]) + float(r["train/loss_cycle_b"]) for r in rows if r.get("train/loss_cycle_a")
+    ]
+    early, late = sum(cycle[:3]) / 3, sum(cycle[-3:]) / 3
+    print(f"boot share of translations {accuracy}; FID {fid}; cycle loss {early:.3f} -> {late:.3f}")
+    assert accuracy[CYCLEGAN_STEPS] > 0.8 and accuracy[CYCLEGAN_STEPS] > accuracy[0] + 0.5
+    assert fid[CYCLEGAN_STEPS] < 0.3 * fid[0]
+    assert late < 0.5 * early
+    assert (run_dir / "translations" / "last.png").is_file()

@@ -10,9 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from omegaconf import OmegaConf
+
 from ganzoo.errors import GanzooError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+# ${sum:a,b} in configs, e.g. CycleGAN's max_epochs = n_epochs + n_epochs_decay.
+OmegaConf.register_new_resolver("sum", lambda *values: sum(values), replace=True)
 
 log = logging.getLogger("ganzoo")
 F = TypeVar("F", bound=Callable[..., Any])

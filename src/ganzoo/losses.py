@@ -32,3 +32,29 @@ class NonSaturatingLoss:
 
     def generator(self, logits_fake: torch.Tensor) -> torch.Tensor:
         return _bce_with_constant(logits_fake, 1.0)
+
+
+class LeastSquaresLoss:
+    """LSGAN (Mao et al. 2017), CycleGAN's default: mean squared error of D's scores to 1 (real) and 0 (fake).
+
+    Same interface as :class:`NonSaturatingLoss`; the generator pushes D's scores of its images towards 1.
+    """
+
+    def discriminator_real(self, scores_real: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(scores_real, torch.ones_like(scores_real))
+
+    def discriminator_fake(self, scores_fake: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(scores_fake, torch.zeros_like(scores_fake))
+
+    def generator(self, scores_fake: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(scores_fake, torch.ones_like(scores_fake))
+
+
+def adversarial_loss(name: str) -> NonSaturatingLoss | LeastSquaresLoss:
+    """The loss the reference implementations call ``gan_mode``: ``lsgan`` or ``vanilla`` (BCE on logits)."""
+    from ganzoo.errors import ConfigError
+
+    losses = {"lsgan": LeastSquaresLoss, "vanilla": NonSaturatingLoss}
+    if name not in losses:
+        raise ConfigError(f"unknown gan_mode {name!r}: use lsgan or vanilla")
+    return losses[name]()

@@ -174,3 +174,64 @@ def write_image_folder(
         for i in range(n):
             make_image(width, height, mode, label=label, seed=seed + 1000 * label + i).save(out / f"img{i:04d}{suffix}")
     return root
+
+
+#: (mode, (width, height)) of the images the translation writers cycle through: sizes and modes differ.
+_TRANSLATION_IMAGES = (("RGB", (40, 36)), ("L", (32, 32)), ("RGBA", (48, 40)), ("RGB", (36, 44)), ("P", (40, 40)))
+
+
+def write_unpaired_folders(
+    root: str | Path,
+    n_train_a: int = 5,
+    n_train_b: int = 7,
+    n_test_a: int = 3,
+    n_test_b: int = 2,
+    seed: int = 0,
+) -> Path:
+    """Write the official CycleGAN layout: ``root/trainA``, ``trainB``, ``testA``, ``testB``.
+
+    Images cycle through RGB, grey (L), RGBA and palette modes at different sizes (see
+    ``_TRANSLATION_IMAGES``); domain A has label 1 (block top left), domain B label 6. Names are
+    ``a0000.png``... and ``b0000.png``...; ``trainB/`` keeps its images in a subfolder ``sub/``
+    from the third one on, to exercise the recursive search. Returns ``root``.
+    """
+    root = Path(root)
+    counts = {"trainA": n_train_a, "trainB": n_train_b, "testA": n_test_a, "testB": n_test_b}
+    for folder, n in counts.items():
+        domain = folder[-1]
+        label = 1 if domain == "A" else 6
+        for i in range(n):
+            mode, (width, height) = _TRANSLATION_IMAGES[i % len(_TRANSLATION_IMAGES)]
+            out = root / folder / ("sub" if folder == "trainB" and i >= 2 else "")
+            out.mkdir(parents=True, exist_ok=True)
+            image = make_image(width, height, mode, label=label, seed=seed + 100 * len(folder) * (label + 1) + i)
+            image.save(out / f"{domain.lower()}{i:04d}.png")
+    return root
+
+
+def write_aligned_pairs(
+    root: str | Path, n_train: int = 4, n_val: int = 2, size: int = 32, split_dirs: bool = False, seed: int = 0
+) -> Path:
+    """Write paired data whose B is A's pixel-wise image: ``B = 255 - A`` (inverted RGB).
+
+    ``split_dirs=False``: the official aligned layout, ``root/train/NNNN.png`` and ``root/val/NNNN.png``
+    with A (left) and B (right) side by side, (2 * size) x size. ``split_dirs=True``:
+    ``root/A/train/NNNN.png`` + ``root/B/train/NNNN.png`` (and ``val``), size x size each.
+    A pixel of A at (y, x) therefore corresponds to the same pixel of B. Returns ``root``.
+    """
+    root = Path(root)
+    for split, n in (("train", n_train), ("val", n_val)):
+        a = structured_images(n, size, size, 3, [i % 10 for i in range(n)], seed=seed + (split == "val"))
+        b = 255 - a
+        for i in range(n):
+            name = f"{i:04d}.png"
+            if split_dirs:
+                for domain, array in (("A", a[i]), ("B", b[i])):
+                    out = root / domain / split
+                    out.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(array, "RGB").save(out / name)
+            else:
+                out = root / split
+                out.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.concatenate([a[i], b[i]], axis=1), "RGB").save(out / name)
+    return root

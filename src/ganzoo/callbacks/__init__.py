@@ -3,5 +3,6 @@
 from ganzoo.callbacks.checkpoint import BestCheckpoint, GANCheckpoint
 from ganzoo.callbacks.evaluation import EvaluationCallback
 from ganzoo.callbacks.sample_grid import SampleGrid
+from ganzoo.callbacks.translation_grid import TranslationGrid
 
-__all__ = ["BestCheckpoint", "EvaluationCallback", "GANCheckpoint", "SampleGrid"]
+__all__ = ["BestCheckpoint", "EvaluationCallback", "GANCheckpoint", "SampleGrid", "TranslationGrid"]

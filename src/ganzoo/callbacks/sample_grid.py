@@ -17,7 +17,7 @@ class SampleGrid(Callback):
     """Every ``every_n_steps`` generator updates, at the start and at the end of training, generate from
     the same ``num_samples`` latents and write ``<dirpath>/step_XXXXXXX.png`` plus ``last.png``.
 
-    The latents are drawn once from ``seed`` and stored in the checkpoint, so a resumed run keeps
+    Models without latents (CycleGAN) are left alone. The latents are drawn once from ``seed`` and stored in the checkpoint, so a resumed run keeps
     drawing the same batch. Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class
     per column when ``nrow`` equals the number of classes.
 
@@ -56,6 +56,8 @@ class SampleGrid(Callback):
         return torch.arange(self.num_samples) % pl_module.num_classes
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not getattr(pl_module, "latent_dim", 0):
+            return  # a translation model (CycleGAN): TranslationGrid shows it
         if self.latents is None:
             self.latents = pl_module.sample_latent(
                 self.num_samples, generator=torch.Generator().manual_seed(self.seed)
@@ -64,7 +66,7 @@ class SampleGrid(Callback):
     def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
         """Generate the grid for the current step (rank zero only) and return its path."""
         step = trainer.global_step
-        if step == self._last_written_step or not trainer.is_global_zero:
+        if self.latents is None or step == self._last_written_step or not trainer.is_global_zero:
             return None
         self._last_written_step = step
         images = pl_module.generate(z=self.latents, labels=self._labels(pl_module))

@@ -12,7 +12,6 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import ImageDataModule
-from ganzoo.data.download import try_download
 from ganzoo.data.tensor_dataset import TensorImageDataset
 from ganzoo.errors import DataError
 
@@ -118,6 +117,10 @@ class _CIFARDataModule(ImageDataModule):
         """Download with torchvision if the extracted folder is incomplete (runs on one process per node)."""
         if self._missing() and self.download:
             fetch = functools.partial(self._torchvision_dataset(), str(self.data_dir), download=True)
+            from ganzoo.data.download import (
+                try_download,
+            )  # imported late: `python -m ganzoo.data.download` runs it as __main__
+
             try_download(fetch, self.dataset_name)
         self._check_present()
 

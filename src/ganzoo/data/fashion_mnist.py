@@ -9,7 +9,6 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import ImageDataModule
-from ganzoo.data.download import try_download
 from ganzoo.data.idx import read_idx
 from ganzoo.data.tensor_dataset import TensorImageDataset
 from ganzoo.errors import DataError
@@ -121,6 +120,10 @@ class FashionMNISTDataModule(ImageDataModule):
             from torchvision.datasets import FashionMNIST
 
             # Fetches all four files whatever the split flag says.
+            from ganzoo.data.download import (
+                try_download,
+            )  # imported late: `python -m ganzoo.data.download` runs it as __main__
+
             try_download(functools.partial(FashionMNIST, str(self.data_dir), download=True), "Fashion-MNIST")
         self._locate()
 

@@ -75,6 +75,7 @@ class Evaluation:
         self.prefix = prefix
         self.metric_options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
         self.metrics: FeatureMetrics | None = None
+        self.datamodule: Any = None
         self.image_shape: tuple[int, int, int] | None = None
         #: The real-statistics cache file (written or read) of the last setup.
         self.statistics_file: Path | None = None
@@ -97,6 +98,7 @@ class Evaluation:
 
         Under DDP every process calls this; the real images are split over the processes.
         """
+        self.datamodule = datamodule
         self.extractor.prepare(datamodule, self.cache_dir, device)
         self.metrics = FeatureMetrics(self.extractor, self.metric_names, **self.metric_options).to(device)
         self.image_shape = (datamodule.channels, datamodule.image_size, datamodule.image_size)
@@ -154,6 +156,35 @@ class Evaluation:
         return {self.key(name): value for name, value in self.metrics.compute(self.seed).items()}
 
     def evaluate(self, model: Any) -> dict[str, float]:
+        """Metrics of ``model``: of its samples (:meth:`evaluate_samples`) or, for a translation model
+        (one with ``translate``, e.g. CycleGAN), of its A-to-B translations (:meth:`evaluate_translations`)."""
+        if hasattr(model, "translate"):
+            return self.evaluate_translations(model)
+        return self.evaluate_samples(model)
+
+    def evaluate_translations(self, model: Any) -> dict[str, float]:
+        """Metrics of the translations A -> B of the first ``num_samples`` images of domain A's ``real_split``,
+        against the real statistics of domain B (the DataModule's ``eval_dataset``). When the DataModule names a
+        ``target_class`` (e.g. Fashion-MNIST domains), ``class_accuracy`` is the share of translations the
+        evaluator assigns to it. Under DDP each process translates its contiguous share.
+        """
+        if self.datamodule is None:
+            raise RuntimeError("Evaluation.setup() must run first")
+        world_size, rank = process_info()
+        sources = self.datamodule.domain_dataset("A", self.real_split)
+        n = min(self.num_samples, len(sources))
+        mine = Subset(sources, list(shard(n, world_size, rank)))
+        target = getattr(self.datamodule, "target_class", None)
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+            with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the run's RNG untouched
+                for images, _ in DataLoader(mine, batch_size=self.batch_size):
+                    labels = torch.full((len(images),), target) if target is not None else None
+                    yield to_uint8(model.translate(images, "AtoB")), labels
+
+        return self._measure(batches())
+
+    def evaluate_samples(self, model: Any) -> dict[str, float]:
         """Metrics of ``num_samples`` images from ``model`` (any ganzoo GAN: uses its sampling API only).
 
         The latents (and, for class-conditional models, the labels ``0, 1, ..., K-1, 0, ...``) are the same

@@ -105,7 +105,9 @@ class ClassifierFeatures(FeatureExtractor):
             # the same network even when the nodes of a run do not share a cache folder.
             trained = None
             if process_info()[1] == 0:
-                model, accuracy, path = cached_classifier(datamodule, cache_dir, self.recipe, device)
+                # A DataModule may name other labelled data to train the evaluator on (translation domains).
+                data = datamodule.evaluator_data() if hasattr(datamodule, "evaluator_data") else datamodule
+                model, accuracy, path = cached_classifier(data, cache_dir, self.recipe, device)
                 trained = ({k: v.cpu() for k, v in model.state_dict().items()}, model.num_classes, accuracy, path)
             state, num_classes, self.accuracy, self.cache_file = broadcast_from_first(trained)
             model = classifier_from_state(state, datamodule.channels, num_classes, self.recipe)

@@ -1,0 +1,210 @@
+"""Paired (aligned) image-to-image translation data, as pix2pix uses it.
+
+Follows the official ``data/aligned_dataset.py`` of junyanz/pytorch-CycleGAN-and-pix2pix: each train
+item is an (A, B) pair that gets the SAME random crop and flip, drawn once per item.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from ganzoo.data.download import CYCLEGAN_DATASETS
+from ganzoo.data.folders import list_images
+from ganzoo.data.image_file import load_image
+from ganzoo.data.sampler import SampleKey, split_key
+from ganzoo.data.unpaired import (
+    DOMAINS,
+    SPLITS,
+    ResizeCropTransform,
+    UnpairedDataModule,
+    build_resize_crop_transform,
+)
+from ganzoo.errors import ConfigError, DataError
+
+#: Pairs shown when file names do not match.
+_SHOWN = 3
+
+
+class PairedDataset(Dataset):
+    """``(image_A, image_B)`` items of aligned pairs, float32 (channels, S, S) in [-1, 1] each.
+
+    ``pairs[i]`` is ``(file, None)`` for an image holding A (left half) and B (right half) side by
+    side, as in the official aligned layout, or ``(file_A, file_B)``. Both images of an item get the
+    crop and flip drawn from the item's seed. ``swap`` returns ``(B, A)`` (direction BtoA).
+    """
+
+    def __init__(
+        self, pairs: list[tuple[Path, Path | None]], channels: int, transform: ResizeCropTransform, *, swap: bool
+    ) -> None:
+        self.files_a = [str(a) for a, _ in pairs]
+        self.files_b = [str(b) if b is not None else "" for _, b in pairs]
+        self.channels = channels
+        self.transform = transform
+        self.swap = swap
+
+    def __len__(self) -> int:
+        return len(self.files_a)
+
+    def _load(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.files_b[index]:
+            ab = load_image(self.files_a[index], self.channels)
+            half = ab.shape[-1] // 2  # the official split: A = [0, w/2), B = [w/2, w)
+            a, b = ab[..., :half], ab[..., half:]
+        else:
+            size = self.transform.load_size
+            a = load_image(self.files_a[index], self.channels, min_size=size)
+            b = load_image(self.files_b[index], self.channels, min_size=size)
+        return (b, a) if self.swap else (a, b)
+
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = split_key(key)
+        a, b = self._load(index)
+        params = self.transform.draw(seed)
+        return self.transform.apply(a, params), self.transform.apply(b, params)
+
+    def without_augmentation(self) -> PairedDataset:
+        """The same pairs with the deterministic transform (resize only)."""
+        view = copy.copy(self)
+        view.transform = self.transform.deterministic()
+        return view
+
+    def fingerprint(self) -> str:
+        """A digest of the files (sizes, modification times), the transform and the direction."""
+        digest = hashlib.sha1(f"{self.transform!r} swap={self.swap}".encode())
+        for a, b in zip(self.files_a, self.files_b, strict=True):
+            for path in (a, b) if b else (a,):
+                stat = os.stat(path)
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+
+class PairedDomain(Dataset):
+    """One side of a :class:`PairedDataset` as ``(image, -1)`` items (for real-image statistics)."""
+
+    def __init__(self, pairs: PairedDataset, domain: str) -> None:
+        self.pairs = pairs
+        self.domain = domain
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pairs[key][DOMAINS.index(self.domain)], torch.tensor(-1, dtype=torch.int64)
+
+    def without_augmentation(self) -> PairedDomain:
+        return PairedDomain(self.pairs.without_augmentation(), self.domain)
+
+    def fingerprint(self) -> str:
+        return f"{self.pairs.fingerprint()}{self.domain}"
+
+
+def _key(path: Path, root: Path) -> str:
+    """What pairs a file of A with one of B: its path below the split folder without the suffix."""
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+def match_pairs(dir_a: Path, dir_b: Path) -> list[tuple[Path, Path | None]]:
+    """Pair the images of ``dir_a`` and ``dir_b`` by file name (suffix ignored); a DataError lists mismatches."""
+    files_a = {_key(p, dir_a): p for p in list_images(dir_a)}
+    files_b = {_key(p, dir_b): p for p in list_images(dir_b)}
+    only_a = sorted(set(files_a) - set(files_b))
+    only_b = sorted(set(files_b) - set(files_a))
+    if only_a or only_b:
+        parts = []
+        for only, here, there in ((only_a, dir_a, dir_b), (only_b, dir_b, dir_a)):
+            if only:
+                shown = ", ".join(only[:_SHOWN]) + (", ..." if len(only) > _SHOWN else "")
+                parts.append(f"{len(only)} in {here} have no match in {there} ({shown})")
+        raise DataError(f"unmatched pairs: {'; '.join(parts)}: give each A image and its B image the same file name")
+    if not files_a:
+        raise DataError(
+            f"{dir_a} and {dir_b} contain no images: put the A and B images of each pair there under one name"
+        )
+    return [(files_a[k], files_b[k]) for k in sorted(files_a)]
+
+
+class PairedImageDataModule(UnpairedDataModule):
+    """Aligned pairs for pix2pix-style translation, in one of two layouts under ``data_dir``:
+
+    * ``train/`` (and ``val/`` or ``test/``) with A and B side by side in one image, A on the left:
+      the official aligned layout (facades, maps, edges2shoes, ... of pix2pix);
+    * ``A/train`` + ``B/train`` (and ``A/val`` + ``B/val``, or ``test``), pairs matched by file name
+      (suffix ignored; images searched recursively).
+
+    The val split is ``val`` if present, else ``test``. Training images are stretched to ``load_size``
+    squares, and both images of a pair get the same random ``image_size`` crop and (with ``flip``) the
+    same mirror; val images are stretched to ``image_size``. ``direction="BtoA"`` swaps the domains, so
+    items are always ``(input, target)``; :meth:`domain_dataset` ("B") is then the original A.
+
+    Extra args:
+        load_size: side of the square images are resized to before the random crop, >= image_size.
+        direction: ``AtoB`` or ``BtoA``.
+    Other args: see :class:`~ganzoo.data.base.ImageDataModule`.
+    """
+
+    dataset_name = "paired images"
+    short_name = "paired"
+
+    def __init__(
+        self,
+        data_dir: str,
+        image_size: int = 256,
+        load_size: int = 286,
+        channels: int = 3,
+        direction: str = "AtoB",
+        flip: bool = True,
+        batch_size: int = 1,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            data_dir=data_dir, image_size=image_size, channels=channels, flip=flip, batch_size=batch_size, **kwargs
+        )
+        if load_size < image_size:
+            raise ConfigError(
+                f"data.load_size={load_size} is smaller than data.image_size={image_size}: "
+                f"set data.load_size to at least {image_size}"
+            )
+        if direction not in ("AtoB", "BtoA"):
+            raise ConfigError(f"data.direction must be AtoB or BtoA, got {direction!r}: set data.direction=AtoB")
+        self.load_size = load_size
+        self.direction = direction
+
+    def _missing(self, what: str) -> DataError:
+        fix = "or set data.data_dir=<dataset folder>"
+        if self.data_dir.name in CYCLEGAN_DATASETS:
+            fix += f", or run `python -m ganzoo.data.download {self.data_dir.name} --data-dir {self.data_dir.parent}`"
+        return DataError(
+            f"{self.data_dir} has no {what}: put A|B side-by-side images in {self.data_dir}/train and "
+            f"{self.data_dir}/val (or test), or matching files in {self.data_dir}/A/train and "
+            f"{self.data_dir}/B/train (and val or test), {fix}"
+        )
+
+    def _pairs(self, split: str) -> list[tuple[Path, Path | None]]:
+        root = self.data_dir
+        names = ("train",) if split == "train" else ("val", "test")
+        if (root / "A").is_dir() or (root / "B").is_dir():
+            for name in names:
+                if (root / "A" / name).is_dir() and (root / "B" / name).is_dir():
+                    return match_pairs(root / "A" / name, root / "B" / name)
+            raise self._missing("A/train and B/train" if split == "train" else "A/val + B/val or A/test + B/test")
+        for name in names:
+            files = list_images(root / name) if (root / name).is_dir() else []
+            if files:
+                return [(f, None) for f in files]
+        raise self._missing("images in train" if split == "train" else "images in val or test")
+
+    def _build_datasets(self) -> tuple[Dataset, Dataset]:
+        sets = {}
+        for split in SPLITS:
+            transform = build_resize_crop_transform(
+                self.image_size, self.channels, self.load_size, train=split == "train", flip=self.flip
+            )
+            sets[split] = PairedDataset(self._pairs(split), self.channels, transform, swap=self.direction == "BtoA")
+        self._domains = {(d, s): PairedDomain(sets[s], d) for d in DOMAINS for s in SPLITS}
+        return sets["train"], sets["val"]

@@ -1,0 +1,114 @@
+"""``python -m ganzoo.translate ckpt=... input=DIR output=DIR direction=AtoB``: translate a folder of images.
+
+``ckpt`` is a ganzoo CycleGAN checkpoint or an official CycleGAN generator ``.pth`` (loaded weights-only into
+ganzoo's generator). Output files keep the input's relative paths and names; batches run on the GPU when
+there is one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+
+from ganzoo.checkpoint import load_model
+from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.data.folders import list_images
+from ganzoo.data.image_file import load_image
+from ganzoo.data.transforms import resize_square
+from ganzoo.errors import ConfigError, DataError
+from ganzoo.images import from_uint8, to_uint8
+
+log = logging.getLogger("ganzoo.translate")
+
+
+def translator(ckpt: str | Path, direction: str, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+    """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects."""
+    path = Path(ckpt)
+    if path.suffix == ".pth":
+        from ganzoo.weights.cyclegan import generator_from_official
+
+        net = generator_from_official(path).to(device).eval()
+
+        @torch.no_grad()
+        def official(images: torch.Tensor) -> torch.Tensor:
+            return net(images.to(device)).clamp(-1.0, 1.0)
+
+        return official, net.in_channels
+    model = load_model(path).to(device)
+    if not hasattr(model, "translate"):
+        raise ConfigError(f"{path} is a {type(model).__name__} checkpoint, not a translation model: use ganzoo.sample")
+    if direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
+    generator = model.generator_a2b if direction == "AtoB" else model.generator_b2a
+    return lambda images: model.translate(images, direction), generator.in_channels
+
+
+def _load(path: Path, channels: int, image_size: int | None) -> torch.Tensor:
+    image = load_image(str(path), channels)
+    if image_size is not None:
+        return resize_square(image, image_size)
+    h, w = (side - side % 4 for side in image.shape[-2:])  # the generator halves and doubles twice
+    if (h, w) != tuple(image.shape[-2:]):
+        image = torch.nn.functional.interpolate(image[None].float(), size=(h, w), mode="bilinear", antialias=True)[0]
+        image = image.round().clamp(0, 255).to(torch.uint8)
+    return image
+
+
+def _save(image: torch.Tensor, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = to_uint8(image).permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else np.ascontiguousarray(array)).save(path)
+
+
+def translate_folder(
+    ckpt: str | Path,
+    input_dir: str | Path,
+    output_dir: str | Path,
+    direction: str = "AtoB",
+    image_size: int | None = 256,
+    batch_size: int = 8,
+    device: str = "auto",
+) -> list[Path]:
+    """Translate every image under ``input_dir`` into ``output_dir`` (same relative paths); returns the outputs."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if not input_dir.is_dir():
+        raise DataError(f"input={input_dir} is not a folder: pass a folder of images")
+    files = list_images(input_dir)
+    if not files:
+        raise DataError(f"input={input_dir} contains no images: pass a folder of images")
+    if output_dir.resolve() == input_dir.resolve():
+        raise ConfigError("output= must differ from input=: the translations would overwrite the originals")
+    translate, channels = translator(ckpt, direction, device)
+    # Batches of equal sizes: with image_size=null, images of different sizes go in different batches.
+    written = []
+    for start in range(0, len(files), batch_size if image_size is not None else 1):
+        chunk = files[start : start + (batch_size if image_size is not None else 1)]
+        images = torch.stack([_load(f, channels, image_size) for f in chunk])
+        for source, translated in zip(chunk, translate(from_uint8(images)), strict=True):
+            target = output_dir / source.relative_to(input_dir)
+            _save(translated, target)
+            written.append(target)
+    return written
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="translate")
+@exit_on_ganzoo_error
+def main(cfg: DictConfig) -> None:
+    quiet_library_noise()
+    written = translate_folder(
+        cfg.ckpt, cfg.input, cfg.output, cfg.direction, cfg.image_size, cfg.batch_size, cfg.device
+    )
+    log.info("translated %d images into %s", len(written), cfg.output)
+
+
+if __name__ == "__main__":
+    main()
