@@ -21,7 +21,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.callbacks import BestCheckpoint, EvaluationCallback, SampleGrid
+from ganzoo.callbacks import BestCheckpoint, EvaluationCallback, SampleGrid, TranslationGrid
 from ganzoo.checkpoint import AtomicCheckpointIO
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 
@@ -78,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         last = trainer.checkpoint_callback.last_model_path if trainer.checkpoint_callback else ""
         if last:
             log.info("checkpoint: %s", last)
-        grids = [cb for cb in trainer.callbacks if isinstance(cb, SampleGrid) and cb.last_written]
+        grids = [cb for cb in trainer.callbacks if isinstance(cb, SampleGrid | TranslationGrid) and cb.last_written]
         for grid in grids:
             log.info("samples: %s", grid.last_written)
         _log_best(trainer)
