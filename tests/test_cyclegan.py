@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -152,15 +153,15 @@ def _tiny_cyclegan_overrides(data: str, data_dir, inception_weights) -> tuple[st
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("layout", ["unpaired", "paired", "paired-ddp"])
+@pytest.mark.parametrize("layout", ["unpaired", "paired", "unpaired-ddp"])
 def test_cyclegan_trains_on_folders(layout: str, tmp_path: Path, random_inception_weights: Path) -> None:
-    if layout == "unpaired":
+    if layout.startswith("unpaired"):
         data_dir = write_unpaired_folders(tmp_path / "data", n_train_a=6, n_train_b=9, n_test_a=3, n_test_b=4)
     else:
         data_dir = write_aligned_pairs(tmp_path / "data", n_train=8, n_val=3, size=40)
     run_dir = tmp_path / "run"
     extra = ("trainer=ddp_cpu",) if layout.endswith("ddp") else ()
-    data = "unpaired" if layout == "unpaired" else "paired"
+    data = "unpaired" if layout.startswith("unpaired") else "paired"
     run_cli("train", *_tiny_cyclegan_overrides(data, data_dir, random_inception_weights), *extra,
             f"hydra.run.dir={run_dir}", env=cli_env(tmp_path), timeout=300)  # fmt: skip
 
@@ -211,3 +212,22 @@ def test_translate_a_folder_from_a_checkpoint_and_from_an_official_file(
     proc = run_cli("translate", f"ckpt={ckpt}", f"input={tmp_path / 'none'}", f"output={out}",
                    env=cli_env(tmp_path), check=False)  # fmt: skip
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: input=")
+
+
+def test_translation_table_goes_to_wandb(tmp_path: Path, random_inception_weights: Path) -> None:
+    data_dir = write_unpaired_folders(tmp_path / "data")
+    wandb_dir = tmp_path / "wandb"
+    env = cli_env(
+        tmp_path, home=tmp_path / "home", WANDB_DIR=str(wandb_dir), WANDB_CACHE_DIR=str(wandb_dir / "cache"),
+        WANDB_CONFIG_DIR=str(wandb_dir / "config"), WANDB_DATA_DIR=str(wandb_dir / "data"),
+    )  # fmt: skip
+    run_dir = tmp_path / "run"
+    run_cli("train", *_tiny_cyclegan_overrides("unpaired", data_dir, random_inception_weights), "logger=wandb",
+            f"hydra.run.dir={run_dir}", env=env, timeout=240)  # fmt: skip
+    runs = list(run_dir.glob("wandb/offline-run-*"))
+    assert len(runs) == 1
+    tables = sorted(runs[0].glob("files/media/table/translation_table_*.table.json"))
+    assert len(tables) >= 3  # steps 0, 2 and 3
+    table = json.loads(tables[-1].read_text())
+    assert table["columns"] == ["real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B"]
+    assert len(table["data"]) == 2  # one row per example (debug=smoke shows 2)
