@@ -249,14 +249,14 @@ def test_download_cli_offline_fails_fast_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "could not download horse2zebra from http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip ("
+        "error: could not download horse2zebra from http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip ("
     )
     assert last.endswith(f"so that {tmp_path}/horse2zebra/trainA, trainB, testA and testB exist")
     assert [p.name for p in tmp_path.iterdir()] == []  # nothing half-written left behind
     unknown = run_download("horse3zebra")
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines()[-1] == (
-        f"unknown dataset 'horse3zebra': choose one of {', '.join(CYCLEGAN_DATASETS)}"
+        f"error: unknown dataset 'horse3zebra': choose one of {', '.join(CYCLEGAN_DATASETS)}"
     )
 
 

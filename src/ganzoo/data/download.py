@@ -131,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     data_dir: Path = args.data_dir if args.data_dir is not None else default_data_dir()
     target = data_dir / name
     if name not in CYCLEGAN_DATASETS:
-        print(f"unknown dataset {name!r}: choose one of {', '.join(CYCLEGAN_DATASETS)}", file=sys.stderr)
+        print(f"error: unknown dataset {name!r}: choose one of {', '.join(CYCLEGAN_DATASETS)}", file=sys.stderr)
         return 1
     if name == "cityscapes":
         print(
-            "cityscapes cannot be redistributed (license): download gtFine_trainvaltest.zip and "
+            "error: cityscapes cannot be redistributed (license): download gtFine_trainvaltest.zip and "
             "leftImg8bit_trainvaltest.zip from https://cityscapes-dataset.com and convert them with the official "
             f"datasets/prepare_cityscapes_dataset.py into {target}",
             file=sys.stderr,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, zipfile.BadZipFile, ValueError) as e:  # URLError and timeouts are OSErrors
         reason = " ".join(str(e).split()) or type(e).__name__
         print(
-            f"could not download {name} from {url} ({reason}): fetch {name}.zip elsewhere and unzip it so that "
+            f"error: could not download {name} from {url} ({reason}): fetch {name}.zip elsewhere and unzip it so that "
             f"{target}/trainA, trainB, testA and testB exist",
             file=sys.stderr,
         )
