@@ -20,32 +20,10 @@ from torch import nn
 
 from ganzoo.errors import CheckpointError
 from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
-
-StateDict = dict[str, torch.Tensor]
+from ganzoo.weights.state_dict import StateDict, read_state_dict
 
 _TOP_LEVEL = re.compile(r"model\.(\d+)\.weight")
 _BLOCK = re.compile(r"model\.(\d+)\.conv_block\.")
-
-
-def _read(source: str | Path | StateDict, what: str) -> tuple[StateDict, str]:
-    if isinstance(source, dict):
-        state, name = source, "state dict"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"weights file {path} does not exist: pass the path of an official {what}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(
-                f"weights file {path} is not a plain PyTorch state dict ({type(e).__name__}): "
-                f"pass an official {what} saved with torch.save(net.state_dict())"
-            ) from None
-        name = str(path)
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{name} is not a state dict of tensors: pass an official {what}")
-    # nn.DataParallel (the reference with several --gpu_ids) prefixes every key with "module.".
-    return {k.removeprefix("module."): v for k, v in state.items()}, name
 
 
 def _top_level_convs(state: StateDict) -> dict[int, torch.Size]:
@@ -72,7 +50,7 @@ def generator_from_official(source: str | Path | StateDict, **kwargs: Any) -> Re
     read off the weights. Outputs equal the official generator's for the same input.
     """
     what = "CycleGAN ResnetGenerator .pth (e.g. latest_net_G_A.pth)"
-    state, name = _read(source, what)
+    state, name = read_state_dict(source, f"an official {what}")
     convs = _top_level_convs(state)
     first = convs.get(1)
     if first is None or first[-2:] != (7, 7):
@@ -106,7 +84,7 @@ def discriminator_from_official(source: str | Path | StateDict, **kwargs: Any) -
     It returns logits, as the reference does without ``use_sigmoid``.
     """
     what = "CycleGAN NLayerDiscriminator .pth (e.g. latest_net_D_A.pth)"
-    state, name = _read(source, what)
+    state, name = read_state_dict(source, f"an official {what}")
     convs = _top_level_convs(state)
     first = convs.get(0)
     if first is None or first[-2:] != (4, 4) or len(convs) < 3:

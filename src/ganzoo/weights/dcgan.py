@@ -13,26 +13,7 @@ import torch
 
 from ganzoo.errors import CheckpointError
 from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-
-StateDict = dict[str, torch.Tensor]
-
-
-def _read(source: str | Path | StateDict) -> tuple[StateDict, str]:
-    if isinstance(source, dict):
-        state, name = source, "state dict"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"weights file {path} does not exist: pass the path of netG_*.pth / netD_*.pth")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise CheckpointError(
-                f"weights file {path} is not a plain PyTorch state dict ({type(e).__name__})"
-            ) from None
-        name = str(path)
-    # nn.DataParallel (the reference's --ngpu > 1) prefixes every key with "module.".
-    return {k.removeprefix("module."): v for k, v in state.items()}, name
+from ganzoo.weights.state_dict import StateDict, read_state_dict
 
 
 def _conv_shapes(state: StateDict, name: str) -> list[torch.Size]:
@@ -47,7 +28,7 @@ def _conv_shapes(state: StateDict, name: str) -> list[torch.Size]:
 
 def generator_from_reference(source: str | Path | StateDict) -> DCGANGenerator:
     """A :class:`DCGANGenerator` holding the weights of a reference ``netG`` (path or state dict)."""
-    state, name = _read(source)
+    state, name = read_state_dict(source, "netG_*.pth / netD_*.pth")
     shapes = _conv_shapes(state, name)
     # Transposed conv weights are (in, out, k, k): the first takes nz, the last gives the image channels.
     nz, channels, ngf = shapes[0][0], shapes[-1][1], shapes[-1][0]
@@ -61,7 +42,7 @@ def discriminator_from_reference(source: str | Path | StateDict) -> DCGANDiscrim
 
     It returns logits; the reference's output is ``torch.sigmoid`` of them.
     """
-    state, name = _read(source)
+    state, name = read_state_dict(source, "netG_*.pth / netD_*.pth")
     shapes = _conv_shapes(state, name)
     net = DCGANDiscriminator(image_size=4 * 2 ** (len(shapes) - 1), channels=shapes[0][1], ndf=shapes[0][0])
     _load(net, state, name)
