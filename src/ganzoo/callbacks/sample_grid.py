@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from torchvision.io import write_png
+from lightning.pytorch import LightningModule, Trainer
 
+from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.images import image_grid
-from ganzoo.loggers import log_images
 
 
-class SampleGrid(Callback):
+class SampleGrid(ImageSheetCallback):
     """Every ``every_n_steps`` generator updates, at the start and at the end of training, generate from
     the same ``num_samples`` latents and write ``<dirpath>/step_XXXXXXX.png`` plus ``last.png``.
 
-    Models without latents (CycleGAN) are left alone. The latents are drawn once from ``seed`` and stored in the checkpoint, so a resumed run keeps
-    drawing the same batch. Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class
+    Models without latents (CycleGAN) are left alone. The latents are drawn once from ``seed`` and stored in
+    the checkpoint, so a resumed run keeps drawing the same batch. Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class
     per column when ``nrow`` equals the number of classes.
 
     Args:
@@ -29,6 +27,8 @@ class SampleGrid(Callback):
         nrow: images per grid row; default a square grid.
     """
 
+    name = "samples"
+
     def __init__(
         self,
         every_n_steps: int = 500,
@@ -37,18 +37,11 @@ class SampleGrid(Callback):
         dirpath: str | None = None,
         nrow: int | None = None,
     ) -> None:
-        self.every_n_steps = every_n_steps
+        super().__init__(every_n_steps, dirpath)
         self.num_samples = num_samples
         self.seed = seed
-        self.dirpath = dirpath
         self.nrow = nrow
         self.latents: torch.Tensor | None = None
-        self._last_written_step = -1
-        #: Path of the newest grid this process wrote, None before the first.
-        self.last_written: Path | None = None
-
-    def _folder(self, trainer: Trainer) -> Path:
-        return Path(self.dirpath or Path(trainer.default_root_dir) / "samples")
 
     def _labels(self, pl_module: LightningModule) -> torch.Tensor | None:
         if not getattr(pl_module, "num_classes", 0):
@@ -63,32 +56,11 @@ class SampleGrid(Callback):
                 self.num_samples, generator=torch.Generator().manual_seed(self.seed)
             ).cpu()
 
-    def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
-        """Generate the grid for the current step (rank zero only) and return its path."""
-        step = trainer.global_step
-        if self.latents is None or step == self._last_written_step or not trainer.is_global_zero:
+    def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
+        if self.latents is None:
             return None
-        self._last_written_step = step
         images = pl_module.generate(z=self.latents, labels=self._labels(pl_module))
-        grid = image_grid(images, nrow=self.nrow)
-        folder = self._folder(trainer)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"step_{step:07d}.png"
-        write_png(grid, str(path))
-        write_png(grid, str(folder / "last.png"))
-        log_images(trainer, "samples", [grid], step=step, captions=[f"step {step}"])
-        self.last_written = path
-        return path
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.write(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
-            self.write(trainer, pl_module)
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.write(trainer, pl_module)
+        return image_grid(images, nrow=self.nrow), f"step {trainer.global_step}"
 
     def state_dict(self) -> dict[str, Any]:
         return {"latents": self.latents}

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
-from torchvision.io import write_png
 
+from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.images import image_grid, to_uint8
-from ganzoo.loggers import log_images
 
 COLUMNS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
 
 
-class TranslationGrid(Callback):
+class TranslationGrid(ImageSheetCallback):
     """For models with ``translate(images, direction)`` (CycleGAN): every ``every_n_steps`` generator updates,
     at the start and at the end, write ``<dirpath>/step_XXXXXXX.png`` (and ``last.png``), one row per example:
     real_A | fake_B | rec_A | real_B | fake_A | rec_B.
@@ -26,14 +24,12 @@ class TranslationGrid(Callback):
     column per stage. Other models are left alone.
     """
 
+    name = "translations"
+
     def __init__(self, every_n_steps: int = 500, num_examples: int = 4, dirpath: str | None = None) -> None:
-        self.every_n_steps = every_n_steps
+        super().__init__(every_n_steps, dirpath)
         self.num_examples = num_examples
-        self.dirpath = dirpath
         self.examples: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._last_written_step = -1
-        #: Path of the newest sheet this process wrote, None before the first.
-        self.last_written: Path | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         fixed = getattr(trainer.datamodule, "fixed_examples", None)
@@ -55,23 +51,13 @@ class TranslationGrid(Callback):
             pl_module.translate(fake_a, "AtoB"),
         ]
 
-    def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
-        step = trainer.global_step
-        if self.examples is None or step == self._last_written_step or not trainer.is_global_zero:
+    def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
+        if self.examples is None:
             return None
-        self._last_written_step = step
         stages = self.stages(pl_module)
+        self._log_table(trainer, stages, trainer.global_step)
         rows = torch.stack(stages, dim=1).flatten(0, 1)  # example by example, the six stages side by side
-        grid = image_grid(rows, nrow=len(COLUMNS))
-        folder = Path(self.dirpath or Path(trainer.default_root_dir) / "translations")
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"step_{step:07d}.png"
-        write_png(grid, str(path))
-        write_png(grid, str(folder / "last.png"))
-        log_images(trainer, "translations", [grid], step=step, captions=[" | ".join(COLUMNS)])
-        self._log_table(trainer, stages, step)
-        self.last_written = path
-        return path
+        return image_grid(rows, nrow=len(COLUMNS)), " | ".join(COLUMNS)
 
     @staticmethod
     def _log_table(trainer: Trainer, stages: list[torch.Tensor], step: int) -> None:
@@ -84,13 +70,3 @@ class TranslationGrid(Callback):
         data = [[wandb.Image(column[i]) for column in arrays] for i in range(len(arrays[0]))]
         for logger in loggers:
             logger.log_table(key="translation_table", columns=list(COLUMNS), data=data, step=step)
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.write(trainer, pl_module)
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if self.every_n_steps > 0 and trainer.global_step % self.every_n_steps == 0:
-            self.write(trainer, pl_module)
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.write(trainer, pl_module)
