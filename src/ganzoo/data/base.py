@@ -18,6 +18,15 @@ def _check_positive(name: str, value: int, example: str) -> None:
         raise ConfigError(f"data.{name} must be a positive integer, got {value!r}: set data.{name}={example}")
 
 
+def check_load_size(load_size: int, image_size: int, remedy: str = "") -> None:
+    """Images are resized to ``load_size`` before an ``image_size`` crop, so it may not be smaller."""
+    if load_size < image_size:
+        raise ConfigError(
+            f"data.load_size={load_size} is smaller than data.image_size={image_size}: "
+            f"set data.load_size to at least {image_size}{remedy}"
+        )
+
+
 class ImageDataModule(L.LightningDataModule):
     """Base class: a train and a val set of ``(image, label)`` items, and their loaders.
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import ImageDataModule
+from ganzoo.data.base import ImageDataModule, check_load_size
 from ganzoo.data.image_file import IMAGE_EXTENSIONS, is_image_file, load_image
 from ganzoo.data.sampler import SampleKey, split_key
 from ganzoo.data.transforms import ImageTransform, build_transform
@@ -149,11 +149,7 @@ class ImageFolderDataModule(ImageDataModule):
     ) -> None:
         super().__init__(data_dir=data_dir, image_size=image_size, channels=channels, num_classes=num_classes, **kwargs)
         self.load_size = image_size if load_size is None else load_size
-        if self.load_size < image_size:
-            raise ConfigError(
-                f"data.load_size={self.load_size} is smaller than data.image_size={image_size}: "
-                f"set data.load_size to at least {image_size} or remove it"
-            )
+        check_load_size(self.load_size, image_size, remedy=" or remove it")
         if not 0.0 <= val_fraction < 1.0:
             raise ConfigError(
                 f"data.val_fraction must be in [0, 1), got {val_fraction}: set e.g. data.val_fraction=0.05"

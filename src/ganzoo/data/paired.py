@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from ganzoo.data.base import check_load_size
 from ganzoo.data.download import CYCLEGAN_DATASETS
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
@@ -165,11 +166,7 @@ class PairedImageDataModule(UnpairedDataModule):
         super().__init__(
             data_dir=data_dir, image_size=image_size, channels=channels, flip=flip, batch_size=batch_size, **kwargs
         )
-        if load_size < image_size:
-            raise ConfigError(
-                f"data.load_size={load_size} is smaller than data.image_size={image_size}: "
-                f"set data.load_size to at least {image_size}"
-            )
+        check_load_size(load_size, image_size)
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"data.direction must be AtoB or BtoA, got {direction!r}: set data.direction=AtoB")
         self.load_size = load_size

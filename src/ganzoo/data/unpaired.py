@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import ImageDataModule
+from ganzoo.data.base import ImageDataModule, check_load_size
 from ganzoo.data.download import CYCLEGAN_DATASETS
 from ganzoo.data.fashion_mnist import NUM_CLASSES as FASHION_MNIST_CLASSES
 from ganzoo.data.fashion_mnist import SYSTEM_DIR, FashionMNISTDataModule, load_split
@@ -288,11 +288,7 @@ class UnpairedImageFolderDataModule(UnpairedDataModule):
         super().__init__(
             data_dir=data_dir, image_size=image_size, channels=channels, flip=flip, batch_size=batch_size, **kwargs
         )
-        if load_size < image_size:
-            raise ConfigError(
-                f"data.load_size={load_size} is smaller than data.image_size={image_size}: "
-                f"set data.load_size to at least {image_size}"
-            )
+        check_load_size(load_size, image_size)
         self.load_size = load_size
         self.val_split = val_split
 
