@@ -149,7 +149,7 @@ def test_bad_value_inside_instantiation_is_one_line(tmp_path: Path) -> None:
     ("override", "expected"),
     [
         ("grid_n=0", "grid_n=0 must be a positive integer"),
-        ("truncation=0.5", "does not support the truncation trick"),
+        ("truncation=0", "truncation=0 must be a positive threshold"),
         ("n=abc", "n='abc' is not a positive integer"),
         ("out=samples", "must be a file name ending in .npz"),
     ],

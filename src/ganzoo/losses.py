@@ -58,3 +58,20 @@ def adversarial_loss(name: str) -> NonSaturatingLoss | LeastSquaresLoss:
     if name not in losses:
         raise ConfigError(f"unknown gan_mode {name!r}: use lsgan or vanilla")
     return losses[name]()
+
+
+class HingeLoss:
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN) on D's raw scores.
+
+    D minimises mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G minimises -mean(D(G(z))). Same interface as
+    :class:`NonSaturatingLoss`.
+    """
+
+    def discriminator_real(self, scores_real: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 - scores_real).mean()
+
+    def discriminator_fake(self, scores_fake: torch.Tensor) -> torch.Tensor:
+        return F.relu(1.0 + scores_fake).mean()
+
+    def generator(self, scores_fake: torch.Tensor) -> torch.Tensor:
+        return -scores_fake.mean()

@@ -53,8 +53,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log.info("seed=null: this run uses seed=%d", seed)
     if torch.cuda.is_available():
         torch.set_float32_matmul_precision("high")
+    # Subnormal floats (Adam's second moments of tiny gradients, near-zero activations) make x86 CPU
+    # arithmetic many times slower: a BigGAN iteration on Fashion-MNIST took 4.5 s instead of 0.6 s.
+    # Flushing them to zero changes values below 1e-38 only; GPUs flush them in most kernels anyway.
+    torch.set_flush_denormal(True)
 
     datamodule = instantiate(cfg.data)
+    # The whole run config, data included, is logged below. Lightning would also merge the datamodule's
+    # hparams into the model's and refuse equal names with different meanings (BigGAN's batch_size is per D
+    # step, the loader's is per iteration).
+    datamodule._log_hyperparams = False
     model = instantiate(cfg.model, _convert_="all")
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)

@@ -19,6 +19,7 @@ from ganzoo.metrics.distributed import process_info, shard, sum_over_processes
 from ganzoo.metrics.extractors import FeatureExtractor
 from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
 from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
+from ganzoo.models.truncation import check_truncation
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class Evaluation:
         prefix: key prefix; keys read ``<prefix>/<metric>_<extractor name>``, e.g. ``val/fid_fmnist``.
         kid_subsets, kid_subset_size, is_splits: torchmetrics' KID and IS settings (subset size is capped at
             the number of images).
+        truncation: truncation threshold of the latents (BigGAN's FID/IS at a truncation); None: untruncated.
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Evaluation:
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         is_splits: int = 10,
+        truncation: float | None = None,
     ) -> None:
         if real_split not in ("train", "val"):
             raise ConfigError(f"metrics.evaluation.real_split={real_split!r}: use train or val")
@@ -73,6 +76,7 @@ class Evaluation:
         self.seed = seed
         self.cache_dir = Path(cache_dir)
         self.prefix = prefix
+        self.truncation = check_truncation(truncation)
         self.metric_options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
         self.metrics: FeatureMetrics | None = None
         self.datamodule: Any = None
@@ -194,7 +198,9 @@ class Evaluation:
         world_size, rank = process_info()
         if self.num_samples < world_size:
             raise ConfigError(f"metrics.evaluation.num_samples={self.num_samples} is below the {world_size} processes")
-        latents = model.sample_latent(self.num_samples, generator=torch.Generator().manual_seed(self.seed))
+        latents = model.sample_latent(
+            self.num_samples, generator=torch.Generator().manual_seed(self.seed), truncation=self.truncation
+        )
         labels = torch.arange(self.num_samples) % model.num_classes if model.num_classes else None
         mine = shard(self.num_samples, world_size, rank)
 

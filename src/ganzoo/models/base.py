@@ -14,6 +14,7 @@ from torch import nn
 import ganzoo
 from ganzoo.checkpoint import ensure_model_class
 from ganzoo.errors import ConfigError
+from ganzoo.models.truncation import check_truncation, truncate
 
 
 class GANModule(LightningModule):
@@ -65,15 +66,21 @@ class GANModule(LightningModule):
                 p.requires_grad_(flag)
 
     # ----------------------------------------------------------------------- sampling API
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
+    ) -> torch.Tensor:
         """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I), returned on the model's device.
 
         Without ``generator`` the draw comes from the model's own noise stream (see :meth:`noise`), so
         it is reproducible and resumes exactly from a checkpoint. Draws happen on the CPU, so the same
         seed gives the same latents on any device (the copy of a latent batch costs next to nothing).
+        ``truncation`` > 0 applies the truncation trick: entries outside [-truncation, truncation] are redrawn.
         """
         generator = generator if generator is not None else self.noise()
-        return torch.randn(n, self.latent_dim, generator=generator).to(self.device, non_blocking=True)
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        if truncation is not None:
+            z = truncate(z, truncation, generator)
+        return z.to(self.device, non_blocking=True)
 
     def noise(self) -> torch.Generator:
         """The model's CPU random stream for training noise.
@@ -98,36 +105,44 @@ class GANModule(LightningModule):
     ) -> torch.Tensor:
         """Generate images as float (N, C, H, W) in [-1, 1].
 
-        Give either ``n`` (fresh latents) or ``z`` (N, latent_dim). ``labels`` (N,) int64 is used by
-        class-conditional models; ``truncation`` by models that support the truncation trick. The
-        generator runs in eval mode, so an image depends only on its own latent, not on the rest of
-        the batch; the module's train/eval mode is restored afterwards.
+        Give either ``n`` (fresh latents from the model's noise stream) or ``z`` (N, latent_dim). ``labels``
+        is used by class-conditional models: (N,) int64 class ids, or (N, num_classes) float class mixtures
+        for models that interpolate between classes (BigGAN). ``truncation`` applies the truncation trick:
+        fresh latents are drawn truncated; entries of a given ``z`` outside the threshold are redrawn (from
+        a fixed seed, so the same ``z`` always gives the same images). Networks run as
+        :meth:`sampling_mode` says (eval mode unless the model's recipe samples with batch statistics);
+        the module's train/eval mode is restored afterwards.
         """
+        truncation = check_truncation(truncation)
         if z is None:
             if n is None:
                 raise ValueError("generate() needs n or z")
-            z = self.sample_latent(n)
+            z = self.sample_latent(n, truncation=truncation)
+        elif truncation is not None:
+            z = truncate(z, truncation, torch.Generator().manual_seed(0))
         z = z.to(self.device)
         if labels is not None:
             labels = labels.to(self.device)
         net = self.sampling_generator()
         was_training = net.training
-        net.eval()
         try:
-            return self.forward_generator(net, z, labels, truncation).float().clamp_(-1.0, 1.0)
+            with self.sampling_mode(net):
+                return self.forward_generator(net, z, labels).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)
+
+    @contextmanager
+    def sampling_mode(self, net: nn.Module) -> Iterator[None]:
+        """Put ``net`` in the mode it samples in: eval mode, so an image depends only on its own latent."""
+        net.eval()
+        yield
 
     def sampling_generator(self) -> nn.Module:
         """The generator used for sampling (an EMA copy where the model keeps one)."""
         raise NotImplementedError
 
-    def forward_generator(
-        self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, truncation: float | None
-    ) -> torch.Tensor:
-        """Run ``net`` on latents ``z``; models with labels or truncation override this."""
-        if truncation is not None:
-            raise ConfigError(f"{type(self).__name__} does not support the truncation trick: remove truncation=")
+    def forward_generator(self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Run ``net`` on latents ``z``; class-conditional models override this to pass ``labels``."""
         return net(z)
 
     # ------------------------------------------------------------------------- checkpoints
