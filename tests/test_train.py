@@ -24,9 +24,8 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_experiments_are_found() -> None:
-    assert {"dcgan_fmnist", "dcgan_cifar10", "dcgan_folder", "cyclegan_fmnist", "cyclegan_horse2zebra"} <= set(
-        EXPERIMENTS
-    )
+    expected = {"dcgan_fmnist", "dcgan_cifar10", "dcgan_folder", "cyclegan_fmnist", "cyclegan_horse2zebra"}
+    assert expected | {"biggan_cifar10", "biggan_fmnist", "biggan_imagenet128"} <= set(EXPERIMENTS)
 
 
 def fid_by_step(run_dir: Path, key: str) -> dict[int, float]:
@@ -48,6 +47,10 @@ def test_experiment_runs_on_tiny_data(
         extra += ["data.batch_size=4", "data.num_workers=0"]
     if config.data.image_size > 64:  # the full recipe's 256 px crops take minutes on a CPU; the code path is the same
         extra += ["data.image_size=64", "data.load_size=72"]
+    if config.model._target_.endswith("BigGAN"):  # the recipes' widths and batches, shrunk to the tiny datasets
+        extra += ["model.batch_size=4", "model.generator.ch=4", "model.discriminator.ch=4", "data.num_workers=0"]
+        if config.data.num_classes > 100:  # ImageNet's 1000 classes; the tiny folder is unlabelled
+            extra += [f"data.data_dir={tiny_data_dir / 'images'}", "data.num_classes=0"]
     run_cli("train", f"experiment={experiment}", *QUIET, *extra, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
     name = "inception" if inception else "fmnist"
     assert sorted(fid_by_step(run_dir, f"val/fid_{name}")) == [0, 2, 3]
@@ -67,8 +70,8 @@ def test_experiment_runs_on_tiny_data(
     assert [p.name for p in grids] == ["step_0000000.png", "step_0000002.png", "step_0000003.png"]
     if not translation:
         grid = decode_png(read_file(str(grids[-1])))
-        side = images.shape[-1]
-        assert grid.shape[-1] == 4 * side + 5 * 2  # 16 samples: a 4x4 grid with 2-pixel padding
+        side, per_row = images.shape[-1], config.callbacks.sample_grid.get("nrow") or 4
+        assert grid.shape[-1] == per_row * side + (per_row + 1) * 2  # 16 samples: 4x4 unless nrow says, 2 px padding
 
     rows = [r for r in read_metrics(run_dir) if r.get("train/loss_g")]
     assert len(rows) == 3

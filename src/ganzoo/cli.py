@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 import warnings
 from collections.abc import Callable
@@ -16,8 +17,12 @@ from ganzoo.errors import GanzooError
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
-# ${sum:a,b} in configs, e.g. CycleGAN's max_epochs = n_epochs + n_epochs_decay.
+# Arithmetic in configs, so that values that follow from others are never typed twice:
+# ${sum:a,b} (CycleGAN's max_epochs = n_epochs + n_epochs_decay), ${prod:a,b,c} (BigGAN's loader batch =
+# batch_size * num_D_steps * num_D_accumulations), ${max:a,b} (BigGAN's classes: at least one).
 OmegaConf.register_new_resolver("sum", lambda *values: sum(values), replace=True)
+OmegaConf.register_new_resolver("prod", lambda *values: math.prod(values), replace=True)
+OmegaConf.register_new_resolver("max", lambda *values: max(values), replace=True)
 
 log = logging.getLogger("ganzoo")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,13 +1,16 @@
 """``python -m ganzoo.sample ckpt=... n=10000 out=samples.npz``: generate images from a checkpoint.
 
-Writes an ``.npz`` with ``x`` (uint8, (n, C, H, W)) and, for class-conditional models, ``y`` (int64, (n,)),
-and optionally a PNG grid. This is how a checkpoint's quality is measured from outside ganzoo.
+``ckpt`` is a ganzoo checkpoint or a BigGAN-PyTorch generator state dict (``G.pth`` / ``G_ema.pth``, read
+weights-only, architecture inferred from the weights). Writes an ``.npz`` with ``x`` (uint8, (n, C, H, W))
+and, for class-conditional models, ``y`` (int64, (n,)), and optionally a PNG grid. This is how a
+checkpoint's quality is measured from outside ganzoo.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -18,6 +21,7 @@ from ganzoo.checkpoint import load_model
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error
 from ganzoo.errors import ConfigError
 from ganzoo.images import from_uint8, save_image_grid, to_uint8
+from ganzoo.models.truncation import check_truncation
 
 log = logging.getLogger("ganzoo.sample")
 
@@ -38,6 +42,29 @@ def _labels(n: int, num_classes: int, classes: list[int] | None, generator: torc
     return torch.randint(num_classes, (n,), generator=generator)
 
 
+def load_sampler(ckpt: str | Path, sampling: dict[str, Any] | None = None) -> Any:
+    """The GAN LightningModule behind ``ckpt`` (a ganzoo ``.ckpt`` or a BigGAN-PyTorch ``.pth``), in eval mode.
+
+    ``sampling`` overrides the model's sampling settings (BigGAN's ``G_eval_mode``, ``standing_stats``); None
+    values keep the checkpoint's own. BigGAN-PyTorch files sample in eval mode unless told otherwise, as
+    BigGAN-PyTorch's ImageNet recipe (``--G_eval_mode``) does.
+    """
+    if Path(ckpt).suffix == ".pth":
+        from ganzoo.models.biggan import BigGAN
+        from ganzoo.weights.biggan import generator_from_official
+
+        model = BigGAN(generator_from_official(ckpt), G_eval_mode=True)
+    else:
+        model = load_model(ckpt, map_location="cpu")
+    for name, value in (sampling or {}).items():
+        if value is None:
+            continue
+        if name not in model.hparams:
+            raise ConfigError(f"{name}={value} does not apply to a {type(model).__name__}: remove {name}=")
+        model.hparams[name] = value
+    return model.eval()
+
+
 def sample(
     ckpt: str,
     n: int,
@@ -46,8 +73,13 @@ def sample(
     truncation: float | None = None,
     classes: list[int] | None = None,
     device: str = "auto",
+    sampling: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Generate ``n`` images from checkpoint ``ckpt``: uint8 (n, C, H, W) on the CPU, and labels (n,) or None."""
+    """Generate ``n`` images from checkpoint ``ckpt``: uint8 (n, C, H, W) on the CPU, and labels (n,) or None.
+
+    ``truncation`` applies the truncation trick; ``classes`` restricts the labels to these ids (cycled);
+    ``sampling`` as in :func:`load_sampler`.
+    """
     for name, value in (("n", n), ("batch_size", batch_size), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
             kind = "an integer" if name == "seed" else "a positive integer"
@@ -56,14 +88,15 @@ def sample(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device={device} but this machine has no usable GPU: use device=cpu or device=auto")
-    model = load_model(ckpt, map_location="cpu").to(device)
+    truncation = check_truncation(truncation)
+    model = load_sampler(ckpt, sampling).to(device)
     generator = torch.Generator().manual_seed(seed)
     labels = _labels(n, model.num_classes, classes, generator)
     chunks = []
     for start in range(0, n, batch_size):
-        z = model.sample_latent(min(batch_size, n - start), generator=generator)
+        z = model.sample_latent(min(batch_size, n - start), generator=generator, truncation=truncation)
         batch_labels = labels[start : start + len(z)] if labels is not None else None
-        chunks.append(to_uint8(model.generate(z=z, labels=batch_labels, truncation=truncation)).cpu())
+        chunks.append(to_uint8(model.generate(z=z, labels=batch_labels)).cpu())
     return torch.cat(chunks), labels
 
 
@@ -76,7 +109,8 @@ def main(cfg: DictConfig) -> None:
     if cfg.grid and (not isinstance(cfg.grid_n, int) or cfg.grid_n < 1):
         raise ConfigError(f"grid_n={cfg.grid_n!r} must be a positive integer: e.g. grid_n=64")
     classes = list(cfg.classes) if cfg.classes is not None else None
-    x, y = sample(cfg.ckpt, cfg.n, cfg.batch_size, cfg.seed, cfg.truncation, classes, cfg.device)
+    sampling = {"G_eval_mode": cfg.G_eval_mode, "standing_stats": cfg.standing_stats}
+    x, y = sample(cfg.ckpt, cfg.n, cfg.batch_size, cfg.seed, cfg.truncation, classes, cfg.device, sampling)
     out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"x": x.numpy()} if y is None else {"x": x.numpy(), "y": y.numpy()}
     np.savez(out, **arrays)

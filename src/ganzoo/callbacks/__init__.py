@@ -1,8 +1,18 @@
 """Lightning callbacks that depend only on the models' sampling API."""
 
 from ganzoo.callbacks.checkpoint import BestCheckpoint, GANCheckpoint
+from ganzoo.callbacks.class_sheet import ClassSheet
 from ganzoo.callbacks.evaluation import EvaluationCallback
+from ganzoo.callbacks.interpolation import InterpolationSheet
 from ganzoo.callbacks.sample_grid import SampleGrid
 from ganzoo.callbacks.translation_grid import TranslationGrid
 
-__all__ = ["BestCheckpoint", "EvaluationCallback", "GANCheckpoint", "SampleGrid", "TranslationGrid"]
+__all__ = [
+    "BestCheckpoint",
+    "ClassSheet",
+    "EvaluationCallback",
+    "GANCheckpoint",
+    "InterpolationSheet",
+    "SampleGrid",
+    "TranslationGrid",
+]
