@@ -132,7 +132,7 @@ def test_cyclegan_turns_sneakers_into_boots(tmp_path: Path, evaluator_cache: Pat
     assert (run_dir / "translations" / "last.png").is_file()
 
 
-BIGGAN_STEPS = 300
+BIGGAN_STEPS = 250
 
 
 def test_biggan_learns_class_conditional_fashion_mnist(tmp_path: Path, evaluator_cache: Path) -> None:
