@@ -110,9 +110,9 @@ class BigGAN(GANModule):
         if ema:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
             self.ema = ExponentialMovingAverage(generator, self.generator_ema, ema_decay, ema_start)
-        # (step, copy of the sampling generator holding standing statistics); kept out of the module tree so
-        # it is neither trained, checkpointed nor moved by DDP.
-        self.__dict__["_standing"] = None
+        # ((step, device, generator id), copy holding standing statistics). A tuple, not a submodule, so the copy
+        # is neither trained, checkpointed nor wrapped by DDP.
+        self._standing: tuple[tuple[int, torch.device, int], nn.Module] | None = None
 
     # ----------------------------------------------------------------------------- sampling
     @property
@@ -159,10 +159,9 @@ class BigGAN(GANModule):
         """A copy of ``net`` whose batch norms hold "standing statistics": the average over ``standing_stats``
         batches of fresh samples (BigGAN-PyTorch's ``accumulate_standing_stats``). Made at most once per
         training step; ``net`` itself is not touched, so training and its EMA are unaffected."""
-        key = (self.global_step, self.device)
-        cached = self.__dict__["_standing"]
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        key = (self.global_step, self.device, id(net))
+        if self._standing is not None and self._standing[0] == key:
+            return self._standing[1]
         standing = copy.deepcopy(net)
         norms = batch_norm_layers(standing)
         for m in norms:
@@ -176,7 +175,7 @@ class BigGAN(GANModule):
         for m, original in zip(norms, batch_norm_layers(net), strict=True):
             m.momentum = original.momentum
         standing.eval()
-        self.__dict__["_standing"] = (key, standing)
+        self._standing = (key, standing)
         return standing
 
     # ----------------------------------------------------------------------------- training
@@ -259,4 +258,4 @@ class BigGAN(GANModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.__dict__["_standing"] = None
+        self._standing = None
