@@ -13,6 +13,7 @@ from torchvision.io import decode_png, read_file
 from ganzoo.checkpoint import load_checkpoint_file, load_model
 from tests.conftest import QUIET, cli_env, run_cli
 from tests.data.writers import write_image_folder
+from tests.replicas import assert_replicas_identical, replica_overrides
 
 #: A BigGAN small enough for a CPU test: 32 px, ch 4, batch 4 per D step.
 TINY = (
@@ -22,15 +23,21 @@ TINY = (
 
 
 def test_biggan_on_a_labelled_folder_with_two_ddp_processes(tmp_path: Path, evaluator_cache: Path) -> None:
+    """Cross-replica batch norm (BigGAN-PyTorch's --cross_replica) over two gloo processes."""
     data_dir = write_image_folder(tmp_path / "folder", n=10, size=36, classes=["cat", "dog", "owl"])
     run_dir = tmp_path / "run"
     run_cli(
         "train", *TINY, "data=image_folder", f"data.data_dir={data_dir}", "data.image_size=32", "data.num_classes=3",
-        "data.persistent_workers=false", "trainer=ddp_cpu", *QUIET, f"hydra.run.dir={run_dir}",
+        "data.persistent_workers=false", "trainer=ddp_cpu", "trainer.sync_batchnorm=true", *QUIET,
+        f"hydra.run.dir={run_dir}", *replica_overrides(tmp_path / "replicas"),
         env=cli_env(tmp_path, GANZOO_CACHE=str(evaluator_cache)), timeout=300,
     )  # fmt: skip
     checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
+    # Identical weights, EMA and batch-norm statistics on both ranks; 2 D steps of the global batch_size 4 each
+    # take 8 real images per iteration, 4 per process.
+    record = assert_replicas_identical(tmp_path / "replicas", local_statistics=False)
+    assert record["batch_sizes"] == [4, 4, 4]
     assert checkpoint["ganzoo"]["noise_states"].shape[0] == 2
     model = load_model(run_dir / "checkpoints" / "last.ckpt")
     assert model.num_classes == 3 and model.generator_ema is not None

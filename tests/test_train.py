@@ -14,6 +14,7 @@ from torchvision.io import decode_png, read_file
 from ganzoo.checkpoint import load_checkpoint_file, load_model
 from ganzoo.train import compose_config
 from tests.conftest import QUIET, REPO, cli_env, run_cli
+from tests.replicas import assert_replicas_identical, replica_overrides
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
 
@@ -209,9 +210,13 @@ def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     env = cli_env(tiny_data_dir, GANZOO_CACHE=str(tmp_path / "ddp-cache"))
     overrides = ("trainer=ddp_cpu", *QUIET, "metrics.evaluation.num_samples=33")
-    run_cli("train", *overrides, f"hydra.run.dir={run_dir}", env=env, timeout=300)
+    replicas = replica_overrides(tmp_path / "replicas")
+    run_cli("train", *overrides, *replicas, f"hydra.run.dir={run_dir}", env=env, timeout=300)
     checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
+    # Both ranks hold the same weights (batch-norm statistics are per rank without sync_batchnorm), and each
+    # loaded half of the global batch of 64.
+    assert assert_replicas_identical(tmp_path / "replicas")["batch_sizes"] == [32, 32, 32]
     noise = checkpoint["ganzoo"]["noise_states"]
     assert noise.shape[0] == 2 and not torch.equal(noise[0], noise[1])  # each rank draws its own latents
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganzoo.callbacks import BestCheckpoint, EvaluationCallback, SampleGrid, TranslationGrid
 from ganzoo.checkpoint import AtomicCheckpointIO
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.layer_sync import CrossReplicaBatchNormSync
 
 log = logging.getLogger("ganzoo.train")
 
@@ -71,7 +72,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("metrics") and "_target_" in cfg.metrics:
         callbacks.insert(0, instantiate(cfg.metrics, _convert_="all"))
     loggers = _instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if cfg.trainer.get("sync_batchnorm"):
+        plugins.append(CrossReplicaBatchNormSync())  # BigGAN's batch norms too, and on CPUs (gloo)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

@@ -39,7 +39,9 @@ class ImageDataModule(L.LightningDataModule):
         data_dir: where the dataset lives (or is downloaded to).
         image_size: side of the square images the loaders yield.
         channels: 1 (grey) or 3 (RGB); sources with the other count are converted.
-        batch_size: images per batch (both loaders).
+        batch_size: images per batch (both loaders), for the whole run: under DDP each of the ``world_size``
+            processes loads ``batch_size // world_size`` (see :attr:`process_batch_size`), so a run learns
+            the same way on 1 or 8 GPUs.
         num_workers: DataLoader worker processes; 0 loads in the main process.
         pin_memory: pin batches for faster host-to-GPU copies.
         persistent_workers: keep workers alive between epochs (ignored when num_workers == 0).
@@ -151,6 +153,17 @@ class ImageDataModule(L.LightningDataModule):
             return 1, 0
         return self.trainer.world_size, self.trainer.global_rank
 
+    @property
+    def process_batch_size(self) -> int:
+        """Images per batch in this process: the global ``batch_size`` split evenly over the DDP processes."""
+        world_size, _ = self._processes()
+        if self.batch_size % world_size:
+            raise ConfigError(
+                f"data.batch_size={self.batch_size} is the batch of all {world_size} processes together and must "
+                f"split evenly over them: set data.batch_size to a multiple of {world_size}"
+            )
+        return self.batch_size // world_size
+
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         # Both loaders shard across DDP processes themselves (trainer.use_distributed_sampler is off), so
         # that the train order stays a resumable function of (seed, epoch, position).
@@ -164,7 +177,7 @@ class ImageDataModule(L.LightningDataModule):
             sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.process_batch_size,
             sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
@@ -180,9 +193,8 @@ class ImageDataModule(L.LightningDataModule):
         it stopped instead of starting over.
         """
         assert self.trainer is not None
-        per_epoch = (
-            sampler.per_replica // self.batch_size if self.drop_last else -(-sampler.per_replica // self.batch_size)
-        )
+        batch = self.process_batch_size
+        per_epoch = sampler.per_replica // batch if self.drop_last else -(-sampler.per_replica // batch)
         limit = self.trainer.limit_train_batches
         if isinstance(limit, int):
             per_epoch = min(per_epoch, limit)
@@ -192,7 +204,7 @@ class ImageDataModule(L.LightningDataModule):
         done = self.trainer.global_step - epoch * per_epoch
         if done >= per_epoch:
             epoch, done = epoch + 1, 0
-        return epoch, max(0, done) * self.batch_size
+        return epoch, max(0, done) * batch
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches of the train set: (B, channels, image_size, image_size) float32, (B,) int64."""
@@ -204,6 +216,8 @@ class ImageDataModule(L.LightningDataModule):
                 f"the train set has {n} images, fewer than data.batch_size={self.batch_size}: "
                 f"lower data.batch_size or set data.drop_last=false"
             )
+        # Checked here, before any batch, so a batch that does not split fails at once.
+        self.process_batch_size  # noqa: B018
         return self._loader(train_set, train=True)
 
     def val_dataloader(self) -> DataLoader:

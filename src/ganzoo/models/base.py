@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import apply_to_collection
 from lightning.pytorch import LightningModule
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
@@ -15,6 +16,7 @@ import ganzoo
 from ganzoo.checkpoint import ensure_model_class
 from ganzoo.errors import ConfigError
 from ganzoo.models.truncation import check_truncation, truncate
+from ganzoo.nets.sync_batchnorm import local_statistics
 
 
 class GANModule(LightningModule):
@@ -28,14 +30,21 @@ class GANModule(LightningModule):
 
     Sampling API used by callbacks, metrics and the CLIs (never a model's internals):
     ``latent_dim``, ``num_classes``, :meth:`sample_latent`, :meth:`generate`.
+
+    Speed switches every model takes (config keys ``model.channels_last`` and ``model.compile``):
+    ``channels_last`` stores the networks' weights and the image batches in NHWC, which tensor cores prefer
+    under mixed precision; ``compile`` runs each trained network through ``torch.compile`` (in place, so
+    checkpoints keep their keys).
     """
 
     latent_dim: int = 0
     num_classes: int = 0
 
-    def __init__(self) -> None:
+    def __init__(self, channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
         self.automatic_optimization = False
+        self.channels_last = channels_last
+        self.compile_networks = compile
         # The resolved Hydra config of this model; written into checkpoints so that
         # ganzoo.checkpoint.load_model can rebuild the networks without the run's config files.
         self.model_config: dict[str, Any] | None = None
@@ -44,6 +53,32 @@ class GANModule(LightningModule):
         self.run_config: dict[str, Any] | None = None
         self._noise: torch.Generator | None = None
         self._noise_states_to_load: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------------ speed and DDP
+    def configure_model(self) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_networks:
+            for net in self.children():
+                if any(p.requires_grad for p in net.parameters()):
+                    net.compile()
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not self.channels_last:
+            return batch
+        return apply_to_collection(
+            batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+        )
+
+    def split_over_processes(self, n: int, name: str) -> int:
+        """This process's share of ``n``, a batch size of the whole run (``model.<name>``), under DDP."""
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        if n % world_size:
+            raise ConfigError(
+                f"model.{name}={n} is the batch of all {world_size} processes together and must split evenly "
+                f"over them: set model.{name} to a multiple of {world_size}"
+            )
+        return n // world_size
 
     # ----------------------------------------------------------------- optimization helpers
     def discriminator_step(self, optimizer: LightningOptimizer) -> None:
@@ -126,7 +161,8 @@ class GANModule(LightningModule):
         net = self.sampling_generator()
         was_training = net.training
         try:
-            with self.sampling_mode(net):
+            # Sampling may run on one process alone (sample grids), so batch norms must not wait for the others.
+            with local_statistics(net), self.sampling_mode(net):
                 return self.forward_generator(net, z, labels).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)

@@ -49,14 +49,15 @@ class BigGAN(GANModule):
         generator: :class:`ganzoo.nets.biggan.BigGANGenerator` (``forward(z, y)``, ``dim_z``, ``n_classes``).
         discriminator: :class:`ganzoo.nets.biggan.BigGANDiscriminator`; None for a sampling-only model.
         G_lr, D_lr, G_B1, G_B2, D_B1, D_B2, adam_eps: Adam settings of each network.
-        batch_size: real images per D micro-batch.
-        G_batch_size: fakes per G micro-batch; 0 means ``batch_size``.
+        batch_size: real images per D micro-batch, over all DDP processes (each takes ``batch_size / N``).
+        G_batch_size: fakes per G micro-batch, over all processes; 0 means ``batch_size``.
         num_D_steps, num_D_accumulations, num_G_accumulations: see above.
         G_ortho, D_ortho: orthogonal-regularisation strengths (0 disables).
         ema, ema_decay, ema_start, use_ema: keep an EMA copy of G; sample from it when ``use_ema``.
         G_eval_mode: sample with stored batch-norm statistics instead of batch statistics.
         standing_stats: number of batches for standing statistics at sampling time (0: off; 16 in BigGAN-PyTorch).
         standing_batch_size: batch size of those batches; 0 means ``G_batch_size``.
+        channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
     def __init__(
@@ -84,8 +85,10 @@ class BigGAN(GANModule):
         G_eval_mode: bool = False,
         standing_stats: int = 0,
         standing_batch_size: int = 0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(channels_last=channels_last, compile=compile)
         for name, value in (
             ("batch_size", batch_size),
             ("num_D_steps", num_D_steps),
@@ -195,11 +198,12 @@ class BigGAN(GANModule):
         images, labels = batch[0], batch[1]
         hp = self.hparams
         micro = hp.num_D_steps * hp.num_D_accumulations
-        if images.shape[0] != hp.batch_size * micro:
+        batch_size = self.split_over_processes(hp.batch_size, "batch_size")
+        if images.shape[0] != batch_size * micro:
             raise ConfigError(
-                f"BigGAN got {images.shape[0]} real images per iteration but needs batch_size * num_D_steps * "
-                f"num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations} = "
-                f"{hp.batch_size * micro}: set model.batch_size and leave data.batch_size to the model config"
+                f"BigGAN got {images.shape[0]} real images per iteration and process but needs batch_size * "
+                f"num_D_steps * num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations}"
+                f" (over all processes): set model.batch_size and leave data.batch_size to the model config"
             )
         if self.num_classes == 1:
             labels = torch.zeros_like(labels)  # one class: unconditional data (labels -1) is fine
@@ -208,7 +212,7 @@ class BigGAN(GANModule):
                 "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
                 "(class subfolders) or model.generator.n_classes=1 for unconditional training"
             )
-        return list(zip(images.split(hp.batch_size), labels.split(hp.batch_size), strict=True))
+        return list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         hp = self.hparams
@@ -235,9 +239,10 @@ class BigGAN(GANModule):
 
         with self.frozen(D):
             opt_g.zero_grad(set_to_none=True)
+            G_batch_size = self.split_over_processes(self.G_batch_size, "G_batch_size")
             for _ in range(hp.num_G_accumulations):
-                labels = self.sample_labels(self.G_batch_size)
-                fake = G(self.sample_latent(self.G_batch_size), labels)
+                labels = self.sample_labels(G_batch_size)
+                fake = G(self.sample_latent(G_batch_size), labels)
                 loss_g = self.loss.generator(D(fake, labels))
                 self.manual_backward(loss_g / hp.num_G_accumulations)
             if hp.G_ortho > 0:

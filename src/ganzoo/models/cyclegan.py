@@ -38,6 +38,7 @@ class CycleGAN(GANModule):
         discriminator: factory building one PatchGAN discriminator (called twice); images -> score maps.
         gan_mode: ``lsgan`` (MSE, the default) or ``vanilla`` (BCE on logits).
         lambda_A, lambda_B: cycle-loss weights; lambda_identity: identity weight relative to them.
+        channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
     def __init__(
@@ -55,8 +56,10 @@ class CycleGAN(GANModule):
         n_epochs: int = 100,
         n_epochs_decay: int = 100,
         epoch_count: int = 1,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(channels_last=channels_last, compile=compile)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.generator_a2b = generator()
         self.generator_b2a = generator()

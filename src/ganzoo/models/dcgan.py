@@ -22,6 +22,7 @@ class DCGAN(GANModule):
         lr: Adam learning rate for both networks.
         beta1, beta2: Adam betas.
         real_label: target for real images in the D loss (< 1 for one-sided label smoothing).
+        channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
     def __init__(
@@ -32,8 +33,10 @@ class DCGAN(GANModule):
         beta1: float = 0.5,
         beta2: float = 0.999,
         real_label: float = 1.0,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(channels_last=channels_last, compile=compile)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.generator = generator
         self.discriminator = discriminator

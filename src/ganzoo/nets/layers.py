@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ganzoo.errors import ConfigError
+from ganzoo.nets.sync_batchnorm import batch_norm
 
 
 def _orthogonalize(x: Tensor, basis: list[Tensor]) -> Tensor:
@@ -219,8 +220,11 @@ class StoredStatsBatchNorm(nn.Module):
     Training mode normalizes with the batch statistics and folds them into the stored ones with
     ``momentum``; ``momentum=None`` makes the stored ones the cumulative average of all batches since
     :meth:`reset_running_stats` (the counter is a non-persistent buffer so the state dict keeps the
-    reference's keys). Eval mode normalizes with the stored statistics.
+    reference's keys). Eval mode normalizes with the stored statistics. ``cross_replica`` (off; see
+    :mod:`ganzoo.nets.sync_batchnorm`) takes training-mode statistics over every DDP process's batch.
     """
+
+    cross_replica: bool = False
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
         super().__init__()
@@ -241,7 +245,9 @@ class StoredStatsBatchNorm(nn.Module):
             self.num_batches_tracked.add_(1)
             # 1/n after n batches is the cumulative average; the first batch (n=1) overwrites the reset values.
             factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        return F.batch_norm(x, self.stored_mean, self.stored_var, weight, bias, self.training, factor, self.eps)
+        return batch_norm(
+            x, self.stored_mean, self.stored_var, weight, bias, self.training, factor, self.eps, self.cross_replica
+        )
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"

@@ -1,0 +1,82 @@
+"""``model.channels_last`` and ``model.compile``: the same training, in another memory layout or compiled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch import Callback
+from torch.utils.data import DataLoader, TensorDataset
+
+from ganzoo.models.biggan import BigGAN
+from ganzoo.models.dcgan import DCGAN
+from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
+from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+class Recorder(Callback):
+    """Each step: whether the batch reached the model in NHWC, and the logged losses."""
+
+    def __init__(self) -> None:
+        self.channels_last: list[bool] = []
+        self.losses: list[dict[str, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self.channels_last.append(batch[0].is_contiguous(memory_format=torch.channels_last))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.losses.append({k: float(v) for k, v in trainer.callback_metrics.items() if "loss" in k})
+
+
+def _fit(model: L.LightningModule, batch_size: int, tmp_path: Path) -> Recorder:
+    images = torch.rand(48, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    data = DataLoader(TensorDataset(images, torch.arange(48) % 3), batch_size=batch_size)
+    recorder = Recorder()
+    L.seed_everything(0)
+    trainer = L.Trainer(
+        max_steps=3, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path, callbacks=[recorder],
+    )  # fmt: skip
+    trainer.fit(model, data)
+    return recorder
+
+
+def _dcgan(**switches) -> DCGAN:
+    torch.manual_seed(0)
+    return DCGAN(DCGANGenerator(32, 3, nz=8, ngf=4), DCGANDiscriminator(32, 3, ndf=4), **switches)
+
+
+def _biggan(**switches) -> BigGAN:
+    torch.manual_seed(0)
+    generator = BigGANGenerator(resolution=32, channels=3, ch=4, dim_z=8, n_classes=3)
+    discriminator = BigGANDiscriminator(resolution=32, channels=3, ch=4, n_classes=3)
+    return BigGAN(generator, discriminator, batch_size=4, num_D_steps=2, ema=True, use_ema=True, **switches)
+
+
+def _assert_same_training(a: Recorder, b: Recorder) -> None:
+    """The first step (same weights) gives the same losses; later ones differ only by float rounding that Adam's
+    normalized updates carry into the weights."""
+    assert a.losses[0].keys() == b.losses[0].keys() and a.losses[0]
+    for key in a.losses[0]:
+        assert b.losses[0][key] == pytest.approx(a.losses[0][key], rel=1e-5, abs=1e-6), key
+        assert b.losses[-1][key] == pytest.approx(a.losses[-1][key], rel=2e-2, abs=1e-3), key
+
+
+def test_channels_last_trains_the_same_in_nhwc(tmp_path: Path) -> None:
+    for build, batch in ((_dcgan, 8), (_biggan, 8)):
+        plain, nhwc = build(), build(channels_last=True)
+        runs = _fit(plain, batch, tmp_path), _fit(nhwc, batch, tmp_path)
+        assert not any(runs[0].channels_last) and all(runs[1].channels_last)  # batches reach the step in NHWC
+        conv_weights = [p for p in nhwc.parameters() if p.dim() == 4]
+        assert conv_weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv_weights)
+        _assert_same_training(*runs)
+
+
+def test_compile_trains_the_same_with_the_same_checkpoint_keys(tmp_path: Path) -> None:
+    plain, compiled = _dcgan(), _dcgan(compile=True)
+    runs = _fit(plain, 8, tmp_path), _fit(compiled, 8, tmp_path)
+    assert compiled.generator._compiled_call_impl is not None and compiled.discriminator._compiled_call_impl
+    assert compiled.state_dict().keys() == plain.state_dict().keys()  # checkpoints stay interchangeable
+    _assert_same_training(*runs)
