@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pickle
 import re
+import socket
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,8 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ganzoo.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -32,10 +37,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary sibling and an atomic rename."""
+    """``torch.save`` to ``path`` through a temporary sibling and an atomic rename.
+
+    The temporary file is ``.<name>.<host>.<pid>.tmp``: a process killed mid-save (SIGKILL, OOM killer, power
+    loss) leaves it behind and ``path`` untouched; the next save to ``path`` from this host removes such
+    leftovers of processes that no longer exist.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove_stale_temporaries(path)
+    tmp = path.with_name(f"{_temporary_prefix(path)}{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
@@ -45,6 +56,35 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         _fsync_directory(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}.{socket.gethostname()}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of earlier saves to ``path`` whose writer (a process on this host) has died."""
+    prefix = _temporary_prefix(path)
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix) : -len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_exists(int(pid)):
+            (path.parent / name).unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -87,6 +127,61 @@ def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[st
     if not isinstance(checkpoint, dict):
         raise CheckpointError(f"checkpoint {path} is a {type(checkpoint).__name__}, not a checkpoint dictionary")
     return checkpoint
+
+
+def checkpoint_step(path: str | Path) -> int:
+    """The ``global_step`` a checkpoint was saved at, read memory-mapped (its tensors are not loaded)."""
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path} is truncated or not a PyTorch file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(e).__name__})") from None
+    step = checkpoint.get("global_step") if isinstance(checkpoint, dict) else None
+    if not isinstance(step, int):
+        raise CheckpointError(f"checkpoint {path} records no global_step: it was not written by Lightning")
+    return step
+
+
+def newest_checkpoint(directories: Iterable[str | Path]) -> tuple[Path, int] | None:
+    """The most advanced training state among the ``*.ckpt`` files in ``directories``: ``(path, global_step)``.
+
+    Ordered by the saved ``global_step``, then ``last*.ckpt`` before other names (at a run's end ``last.ckpt``
+    also closes the epoch), then the newest modification time. Files that cannot be read (truncated, foreign)
+    are skipped with a warning; if every checkpoint there is unreadable that is an error, not a fresh start.
+    Returns None when the folders hold no checkpoint at all.
+    """
+    found: list[tuple[int, bool, int, str]] = []
+    unreadable: list[str] = []
+    seen: set[str] = set()
+    for directory in directories:
+        directory = os.path.realpath(directory)
+        if directory in seen or not os.path.isdir(directory):
+            continue
+        seen.add(directory)
+        for name in sorted(os.listdir(directory)):
+            candidate = os.path.join(directory, name)
+            if not name.endswith(".ckpt") or name.startswith(".") or not os.path.isfile(candidate):
+                continue
+            try:
+                step, mtime = checkpoint_step(candidate), os.stat(candidate).st_mtime_ns
+            except FileNotFoundError:
+                continue  # removed meanwhile (a checkpoint callback keeping the top k)
+            except CheckpointError as e:
+                log.warning("skipping %s", e)
+                unreadable.append(candidate)
+                continue
+            found.append((step, name.startswith("last"), mtime, candidate))
+    if found:
+        step, _, _, best = max(found)
+        return Path(best), step
+    if unreadable:
+        raise CheckpointError(
+            f"no readable checkpoint among {', '.join(unreadable)}: pass ckpt_path=<a good .ckpt file>, "
+            "or move these files away to start from scratch"
+        )
+    return None
 
 
 def checkpoint_model_class(checkpoint: dict[str, Any], path: str | Path) -> str:

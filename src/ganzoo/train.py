@@ -5,25 +5,39 @@ Examples::
     python -m ganzoo.train                                  # DCGAN on Fashion-MNIST, 32x32
     python -m ganzoo.train experiment=dcgan_cifar10 logger=wandb
     python -m ganzoo.train ckpt_path=outputs/train/runs/<time>/checkpoints/last.ckpt   # resume
+    python -m ganzoo.train hydra.run.dir=outputs/train/runs/<time> ckpt_path=last     # resume that run's newest
     python -m ganzoo.train -m model.lr=1e-4,2e-4           # one job per value
     python -m ganzoo.train --cfg job                        # print the composed config
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import sys
 from typing import Any
 
 import hydra
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.callbacks import BestCheckpoint, EvaluationCallback, SampleGrid, TranslationGrid
-from ganzoo.checkpoint import AtomicCheckpointIO
+from ganzoo.callbacks import (
+    BestCheckpoint,
+    EvaluationCallback,
+    NonFiniteGuard,
+    PreemptionCheckpoint,
+    SampleGrid,
+    TranslationGrid,
+)
+from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkpoint
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.errors import CheckpointError, GanzooError
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
 
 log = logging.getLogger("ganzoo.train")
@@ -36,11 +50,11 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
 
 
-def _finish_wandb() -> None:
-    """Close the W&B run so that each multirun job gets a run of its own."""
+def _finish_wandb(exit_code: int = 0) -> None:
+    """Close the W&B run so that each multirun job gets a run of its own; a non-zero code marks it failed."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
-        wandb.finish()
+        wandb.finish(exit_code=exit_code)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -59,6 +73,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Flushing them to zero changes values below 1e-38 only; GPUs flush them in most kernels anyway.
     torch.set_flush_denormal(True)
 
+    ckpt_path, complete = _resume_checkpoint(cfg)
+    if complete:
+        return {}
+
     datamodule = instantiate(cfg.data)
     # The whole run config, data included, is logged below. Lightning would also merge the datamodule's
     # hparams into the model's and refuse equal names with different meanings (BigGAN's batch_size is per D
@@ -71,6 +89,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     callbacks = _instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics") and "_target_" in cfg.metrics:
         callbacks.insert(0, instantiate(cfg.metrics, _convert_="all"))
+    # The non-finite guard first, so a diverged step is neither evaluated nor sampled nor saved; preemption
+    # next, so a stop signal saves right after the iteration, before slower per-step callbacks.
+    callbacks.sort(
+        key=lambda cb: 0 if isinstance(cb, NonFiniteGuard) else 1 if isinstance(cb, PreemptionCheckpoint) else 2
+    )
     loggers = _instantiate_group(cfg.get("logger"))
     plugins: list[Any] = [AtomicCheckpointIO()]
     if cfg.trainer.get("sync_batchnorm"):
@@ -79,10 +102,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
+    finished = False
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        finished = True
     finally:
-        _finish_wandb()
+        os.environ.pop(_RESUME_ENV, None)
+        _finish_wandb(exit_code=0 if finished else 1)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     if trainer.is_global_zero:
@@ -95,6 +121,88 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("samples: %s", grid.last_written)
         _log_best(trainer)
     return metrics
+
+
+#: How rank 0 tells the DDP processes it starts (which rerun the command line) which checkpoint it resolved.
+_RESUME_ENV = "GANZOO_RESUME"
+
+
+def _log_on_rank_zero(message: str, *args: Any) -> None:
+    if rank_zero_only.rank == 0:
+        log.info(message, *args)
+
+
+def _checkpoint_dirs(cfg: DictConfig) -> list[str]:
+    """The folders the run's checkpoint callbacks write to (``<run dir>/checkpoints`` by default)."""
+    dirs = []
+    for entry in (cfg.get("callbacks") or {}).values():
+        if entry is None or "_target_" not in entry or not entry.get("dirpath"):
+            continue
+        try:
+            cls = get_class(entry._target_)
+        except Exception:  # not a class (a factory function): not a checkpoint callback of ours
+            continue
+        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
+            dirs.append(str(entry.dirpath))
+    return [*dirs, os.path.join(cfg.paths.output_dir, "checkpoints")]
+
+
+def _resume_checkpoint(cfg: DictConfig) -> tuple[str | None, bool]:
+    """The checkpoint file to resume from (None: from scratch), and whether ``ckpt_path=last`` found the run complete.
+
+    ``ckpt_path`` is a file, a run directory (its ``checkpoints/``, or a folder of checkpoints) or ``last``: the
+    run's own checkpoint folder, so that one command serves the first launch and every requeue. For a folder
+    the newest state counts: the highest saved step (see :func:`ganzoo.checkpoint.newest_checkpoint`).
+    Lightning's own ``ckpt_path="last"`` (the newest ``last*.ckpt`` by modification time, a fresh start
+    when there is none) never sees the word: it gets the resolved file.
+    """
+    spec = cfg.get("ckpt_path")
+    if spec is None or str(spec) == "":
+        return None, False
+    spec = str(spec)
+    if spec != "last" and not os.path.isdir(spec):
+        with contextlib.suppress(GanzooError):  # if unreadable, loading it reports that in its own words
+            _log_on_rank_zero("resuming from %s (step %d)", spec, checkpoint_step(spec))
+        return spec, False
+
+    output_dir = os.path.realpath(cfg.paths.output_dir)
+    if spec == "last":
+        dirs = _checkpoint_dirs(cfg)
+    else:
+        dirs = [os.path.join(spec, "checkpoints") if os.path.isdir(os.path.join(spec, "checkpoints")) else spec]
+    inherited = json.loads(os.environ.get(_RESUME_ENV, "null"))
+    if isinstance(inherited, dict) and inherited.get("output_dir") == output_dir and inherited.get("spec") == spec:
+        # A DDP process started by rank 0: take rank 0's choice, whatever has been written since.
+        path, step = inherited["path"], inherited["step"]
+    else:
+        found = newest_checkpoint(dirs)
+        path, step = (str(found[0]), found[1]) if found else (None, None)
+        os.environ[_RESUME_ENV] = json.dumps({"output_dir": output_dir, "spec": spec, "path": path, "step": step})
+
+    if path is None:
+        if spec != "last":
+            raise CheckpointError(
+                f"ckpt_path={spec} holds no checkpoint (*.ckpt): pass a run directory or a .ckpt file"
+            )
+        _log_on_rank_zero(
+            "ckpt_path=last: no checkpoint in %s yet, starting from scratch (to resume an earlier run, pass its "
+            "directory: hydra.run.dir=<run dir> ckpt_path=last)",
+            " or ".join(dict.fromkeys(dirs)),
+        )
+        return None, False
+    max_steps = cfg.trainer.get("max_steps") or -1
+    if spec == "last" and 0 < max_steps <= step:
+        _log_on_rank_zero(
+            "ckpt_path=last: %s is at step %d and trainer.max_steps=%d: the run is complete, nothing to train "
+            "(raise trainer.max_steps to train further)",
+            path,
+            step,
+            max_steps,
+        )
+        os.environ.pop(_RESUME_ENV, None)
+        return None, True
+    _log_on_rank_zero("ckpt_path=%s: resuming from %s (step %d)", spec, path, step)
+    return path, False
 
 
 def _log_best(trainer: L.Trainer) -> None:

@@ -3,7 +3,9 @@
 from ganzoo.callbacks.checkpoint import BestCheckpoint, GANCheckpoint
 from ganzoo.callbacks.class_sheet import ClassSheet
 from ganzoo.callbacks.evaluation import EvaluationCallback
+from ganzoo.callbacks.guards import NonFiniteError, NonFiniteGuard
 from ganzoo.callbacks.interpolation import InterpolationSheet
+from ganzoo.callbacks.preemption import Preempted, PreemptionCheckpoint
 from ganzoo.callbacks.sample_grid import SampleGrid
 from ganzoo.callbacks.translation_grid import TranslationGrid
 
@@ -13,6 +15,10 @@ __all__ = [
     "EvaluationCallback",
     "GANCheckpoint",
     "InterpolationSheet",
+    "NonFiniteError",
+    "NonFiniteGuard",
+    "Preempted",
+    "PreemptionCheckpoint",
     "SampleGrid",
     "TranslationGrid",
 ]

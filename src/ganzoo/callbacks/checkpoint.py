@@ -27,10 +27,16 @@ class GANCheckpoint(ModelCheckpoint):
         self._save_final(trainer)
 
     def _save_final(self, trainer: Trainer) -> None:
+        self.save_last_now(trainer)
+
+    def save_last_now(self, trainer: Trainer) -> str:
+        """Write ``last.ckpt`` for the current step (the end of a run, or a preemption at a step boundary)
+        unless this step is saved already; returns the path of ``last.ckpt`` ("" when there is none)."""
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             # Marks this step as saved, so on_train_end does not overwrite it with the closed-epoch state.
             self._last_global_step_saved = trainer.global_step
+        return self.last_model_path
 
 
 class BestCheckpoint(GANCheckpoint):
