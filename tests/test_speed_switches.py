@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -80,3 +81,31 @@ def test_compile_trains_the_same_with_the_same_checkpoint_keys(tmp_path: Path) -
     assert compiled.generator._compiled_call_impl is not None and compiled.discriminator._compiled_call_impl
     assert compiled.state_dict().keys() == plain.state_dict().keys()  # checkpoints stay interchangeable
     _assert_same_training(*runs)
+
+
+def _cyclegan() -> L.LightningModule:
+    from functools import partial
+
+    from ganzoo.models.cyclegan import CycleGAN
+    from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
+
+    torch.manual_seed(0)
+    generator = partial(ResnetGenerator, in_channels=3, out_channels=3, ngf=4, n_blocks=1)
+    return CycleGAN(generator, partial(PatchDiscriminator, in_channels=3, ndf=4, n_layers=2), pool_size=2)
+
+
+@pytest.mark.parametrize("build", [_dcgan, _cyclegan], ids=["dcgan", "cyclegan"])  # BigGAN: tests/test_biggan.py
+def test_bf16_mixed_precision_trains_with_float32_weights(build, tmp_path: Path) -> None:
+    model = build()
+    images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    # (image, label) batches; CycleGAN takes (image A, image B).
+    second = torch.arange(16) % 3 if isinstance(model, DCGAN | BigGAN) else images.flip(0)
+    data = DataLoader(TensorDataset(images, second), batch_size=8)
+    recorder = Recorder()
+    trainer = L.Trainer(
+        max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path, callbacks=[recorder],
+    )  # fmt: skip
+    trainer.fit(model, data)
+    assert len(recorder.losses) == 2 and all(math.isfinite(v) for step in recorder.losses for v in step.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())

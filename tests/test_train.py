@@ -129,18 +129,6 @@ def test_resume_equals_uninterrupted_run(
     assert not torch.equal(_weights(first)["generator.main.0.weight"], a["generator.main.0.weight"])
 
 
-def test_multirun_writes_one_dir_per_job(tiny_data_dir: Path, tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    run_cli("train", "-m", "model.lr=1e-4,2e-4", *QUIET, f"hydra.sweep.dir={sweep}", env=cli_env(tiny_data_dir))
-    lrs = {}
-    for job in ("0", "1"):
-        checkpoint = load_checkpoint_file(sweep / job / "checkpoints" / "last.ckpt")
-        lrs[job] = checkpoint["hyper_parameters"]["lr"]
-        assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == lrs[job]
-        assert (sweep / job / "samples" / "last.png").is_file()
-    assert lrs == {"0": 1e-4, "1": 2e-4}
-
-
 def test_wandb_logger_runs_offline_and_keeps_sample_images(tiny_data_dir: Path, tmp_path: Path) -> None:
     wandb_dir = tmp_path / "wandb"
     env = cli_env(
