@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 FMNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install train test test-fast lint format clean
+.PHONY: install train test test-fast lint format clean bench
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test:
 
 test-fast:
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+# Throughput of ganzoo vs a plain PyTorch loop (bench/results/<device>.json and .md); ARGS=--quick for a smoke check.
+bench:
+	$(BIN)/python -m bench.throughput $(ARGS)
 
 lint:
 	$(BIN)/ruff check src tests

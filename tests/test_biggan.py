@@ -197,29 +197,24 @@ def test_bad_settings_are_one_line_errors() -> None:
     with pytest.raises(ConfigError, match="num_D_steps=0 must be a positive integer"):
         tiny_biggan(num_D_steps=0)
     model = tiny_biggan(batch_size=4, num_D_steps=2)
-    with pytest.raises(ConfigError, match=r"needs batch_size \* num_D_steps .* = 8: set model.batch_size"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs batch_size \* num_D_steps .* = 8 over all processes \(8 per process\): set model.batch_size",
+    ):
         model._real_batches((torch.zeros(6, 1, 32, 32), torch.zeros(6, dtype=torch.int64)))
     with pytest.raises(ConfigError, match="the data has no labels"):
-        model._real_batches((torch.zeros(8, 1, 32, 32), torch.full((8,), -1)))
+        model.on_before_batch_transfer((torch.zeros(8, 1, 32, 32), torch.full((8,), -1)), 0)
 
 
 # ------------------------------------------------------------------------- the training step, by hand
 
 
-def _add_ortho(net: nn.Module, strength: float) -> None:
-    """BigGAN-PyTorch's utils.ortho, written out independently: grad += strength * 2 (W W^T * (1 - I)) W."""
-    with torch.no_grad():
-        for p in net.parameters():
-            if p.dim() < 2 or p.grad is None:
-                continue
-            w = p.reshape(p.shape[0], -1)
-            p.grad += strength * (2 * ((w @ w.t()) * (1 - torch.eye(w.shape[0]))) @ w).reshape(p.shape)
-
-
 def test_training_matches_a_handwritten_biggan_iteration(tmp_path) -> None:
     """Three Lightning iterations equal three iterations of BigGAN-PyTorch's GAN_training_function (D steps on
-    their own real slices, accumulation, hinge loss, ortho reg) followed by its EMA update, on the same noise."""
+    their own real slices, accumulation, hinge loss, ortho reg) followed by its EMA update, on the same noise (the
+    plain loop that ``make bench`` times against the module)."""
     import lightning as L
+    from bench.plain_loops import PlainBigGAN
     from torch.utils.data import DataLoader, TensorDataset
 
     batch, d_steps, d_acc, g_acc, iterations = 4, 2, 2, 2, 3
@@ -241,36 +236,11 @@ def test_training_matches_a_handwritten_biggan_iteration(tmp_path) -> None:
     trainer.fit(model, DataLoader(TensorDataset(reals, classes), batch_size=per_iteration))
     assert trainer.global_step == iterations
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.0, 0.999), eps=1e-8)
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.999), eps=1e-8)
     noise = torch.Generator().manual_seed(0)  # the model's stream: the process seed plus rank 0
+    plain = PlainBigGAN(G, D, G_ema=G_ema, noise=noise, **{k: v for k, v in settings.items() if k != "use_ema"})
     G.train(), D.train()
-    for itr, (x, y) in enumerate(zip(reals.split(per_iteration), classes.split(per_iteration), strict=True), 1):
-        xs, ys, counter = x.split(batch), y.split(batch), 0
-        for _ in range(d_steps):
-            opt_d.zero_grad()
-            for _ in range(d_acc):
-                fake_y = torch.randint(NUM_CLASSES, (batch,), generator=noise)
-                with torch.no_grad():
-                    fake = G(torch.randn(batch, 16, generator=noise), fake_y)
-                out = D(torch.cat([fake, xs[counter]]), torch.cat([fake_y, ys[counter]]))
-                loss = F.relu(1 - out[batch:]).mean() + F.relu(1 + out[:batch]).mean()
-                (loss / d_acc).backward()
-                counter += 1
-            _add_ortho(D, 1e-3)
-            opt_d.step()
-        D.requires_grad_(False)
-        opt_g.zero_grad()
-        for _ in range(g_acc):
-            fake_y = torch.randint(NUM_CLASSES, (3,), generator=noise)
-            (-D(G(torch.randn(3, 16, generator=noise), fake_y), fake_y).mean() / g_acc).backward()
-        _add_ortho(G, 1e-3)
-        opt_g.step()
-        D.requires_grad_(True)
-        decay = 0.0 if itr < 2 else 0.9
-        with torch.no_grad():
-            for name, value in G_ema.state_dict().items():
-                value.copy_(value * decay + G.state_dict()[name] * (1 - decay))
+    for x, y in zip(reals.split(per_iteration), classes.split(per_iteration), strict=True):
+        plain.step((x, y))
 
     pairs = ((model.generator, G), (model.discriminator, D), (model.generator_ema, G_ema))
     for ours, theirs in pairs:

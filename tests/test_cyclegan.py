@@ -15,6 +15,7 @@ from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay
 from tests.conftest import QUIET, cli_env, run_cli
 from tests.data.writers import write_aligned_pairs, write_unpaired_folders
+from tests.replicas import assert_replicas_identical, replica_overrides
 
 
 def official_lambda_rule(epoch: int, n_epochs: int, n_epochs_decay: int, epoch_count: int) -> float:
@@ -80,12 +81,12 @@ def tiny_cyclegan(**kwargs):
 
 
 def test_training_matches_a_handwritten_official_loop(tmp_path) -> None:
-    """Two Lightning iterations equal two iterations of the official optimize_parameters on the same data."""
+    """Two Lightning iterations equal two iterations of the official optimize_parameters on the same data (the
+    plain loop that ``make bench`` times against the module)."""
     import copy
-    from itertools import chain
 
     import lightning as L
-    import torch.nn.functional as F
+    from bench.plain_loops import PlainCycleGAN
     from torch.utils.data import DataLoader, TensorDataset
 
     torch.manual_seed(0)
@@ -102,35 +103,11 @@ def test_training_matches_a_handwritten_official_loop(tmp_path) -> None:
     )  # fmt: skip
     trainer.fit(model, data)
 
-    opt_g = torch.optim.Adam(chain(netG_A.parameters(), netG_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(chain(netD_A.parameters(), netD_B.parameters()), lr=2e-4, betas=(0.5, 0.999))
-
-    def mse(x: torch.Tensor, target: float) -> torch.Tensor:
-        return F.mse_loss(x, torch.full_like(x, target))
-
+    # The pools are still filling (50 places), so they return the new fakes, as the official code's do.
+    plain = PlainCycleGAN(netG_A, netG_B, netD_A, netD_B, lr=2e-4, beta1=0.5, beta2=0.999, lambda_A=10.0,
+                          lambda_B=10.0, lambda_identity=0.5, pool_size=50)  # fmt: skip
     for A, B in zip(real_a.split(2), real_b.split(2), strict=True):
-        fake_B = netG_A(A)
-        rec_A = netG_B(fake_B)
-        fake_A = netG_B(B)
-        rec_B = netG_A(fake_A)
-        for net in (netD_A, netD_B):
-            net.requires_grad_(False)
-        opt_g.zero_grad()
-        loss_idt_A = F.l1_loss(netG_A(B), B) * 10 * 0.5
-        loss_idt_B = F.l1_loss(netG_B(A), A) * 10 * 0.5
-        loss_G = (
-            mse(netD_A(fake_B), 1.0) + mse(netD_B(fake_A), 1.0) + F.l1_loss(rec_A, A) * 10 + F.l1_loss(rec_B, B) * 10
-            + loss_idt_A + loss_idt_B
-        )  # fmt: skip
-        loss_G.backward()
-        opt_g.step()
-        for net in (netD_A, netD_B):
-            net.requires_grad_(True)
-        opt_d.zero_grad()
-        # The pool is still filling (50 places), so it returns the new fakes.
-        (0.5 * (mse(netD_A(B), 1.0) + mse(netD_A(fake_B.detach()), 0.0))).backward()
-        (0.5 * (mse(netD_B(A), 1.0) + mse(netD_B(fake_A.detach()), 0.0))).backward()
-        opt_d.step()
+        plain.step((A, B))
 
     pairs = ((model.generator_a2b, netG_A), (model.generator_b2a, netG_B), (model.discriminator_b, netD_A),
              (model.discriminator_a, netD_B))  # fmt: skip
@@ -160,13 +137,17 @@ def test_cyclegan_trains_on_folders(layout: str, tmp_path: Path, random_inceptio
     else:
         data_dir = write_aligned_pairs(tmp_path / "data", n_train=8, n_val=3, size=40)
     run_dir = tmp_path / "run"
-    extra = ("trainer=ddp_cpu",) if layout.endswith("ddp") else ()
+    # Under DDP the global batch of 2 gives each process the official batch of 1.
+    ddp = ("trainer=ddp_cpu", "data.batch_size=2", *replica_overrides(tmp_path / "replicas"))
+    extra = ddp if layout.endswith("ddp") else ()
     data = "unpaired" if layout.startswith("unpaired") else "paired"
     run_cli("train", *_tiny_cyclegan_overrides(data, data_dir, random_inception_weights), *extra,
             f"hydra.run.dir={run_dir}", env=cli_env(tmp_path), timeout=300)  # fmt: skip
 
     checkpoint = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 3
+    if layout.endswith("ddp"):  # both ranks hold identical generators and discriminators
+        assert assert_replicas_identical(tmp_path / "replicas")["batch_sizes"] == [1, 1, 1]
     model = load_model(run_dir / "checkpoints" / "last.ckpt")
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert model.translate(x, "AtoB").shape == x.shape and model.translate(x, "BtoA").shape == x.shape

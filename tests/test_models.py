@@ -81,8 +81,11 @@ def test_atomic_save_keeps_previous_file_when_writing_fails(tmp_path: Path) -> N
 
 
 def test_training_matches_a_handwritten_pytorch_examples_loop(tmp_path: Path) -> None:
-    """Two Lightning iterations equal two iterations of pytorch/examples' dcgan loop on the same data and z."""
+    """Two Lightning iterations equal two iterations of pytorch/examples' dcgan loop on the same data and z
+    (the plain loop that ``make bench`` times against the module)."""
     import copy
+
+    from bench.plain_loops import PlainDCGAN
 
     torch.manual_seed(123)  # the model's noise stream starts from the process seed
     model = tiny_dcgan()
@@ -95,22 +98,9 @@ def test_training_matches_a_handwritten_pytorch_examples_loop(tmp_path: Path) ->
     )  # fmt: skip
     trainer.fit(model, data)
 
-    criterion = torch.nn.BCEWithLogitsLoss()
-    optD = torch.optim.Adam(netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    optG = torch.optim.Adam(netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    noise = torch.Generator().manual_seed(123)
+    plain = PlainDCGAN(netG, netD, lr=2e-4, beta1=0.5, beta2=0.999, noise=torch.Generator().manual_seed(123))
     for real in images.split(8):
-        netD.zero_grad()
-        errD_real = criterion(netD(real), torch.ones(8))
-        errD_real.backward()
-        fake = netG(torch.randn(8, 8, generator=noise))
-        errD_fake = criterion(netD(fake.detach()), torch.zeros(8))
-        errD_fake.backward()
-        optD.step()
-        netG.zero_grad()
-        errG = criterion(netD(fake), torch.ones(8))
-        errG.backward()
-        optG.step()
+        plain.step((real, torch.zeros(8)))
 
     for ours, theirs in ((model.generator, netG), (model.discriminator, netD)):
         for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values(), strict=True):

@@ -194,6 +194,15 @@ class BigGAN(GANModule):
         )
         return [opt_g, opt_d]
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # On the host, before the copy: the same check on a GPU tensor would stall every iteration.
+        if self.num_classes > 1 and bool((batch[1] < 0).any()):
+            raise ConfigError(
+                "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
+                "(class subfolders) or model.generator.n_classes=1 for unconditional training"
+            )
+        return batch
+
     def _real_batches(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = batch[0], batch[1]
         hp = self.hparams
@@ -202,16 +211,12 @@ class BigGAN(GANModule):
         if images.shape[0] != batch_size * micro:
             raise ConfigError(
                 f"BigGAN got {images.shape[0]} real images per iteration and process but needs batch_size * "
-                f"num_D_steps * num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations}"
-                f" (over all processes): set model.batch_size and leave data.batch_size to the model config"
+                f"num_D_steps * num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations} "
+                f"= {hp.batch_size * micro} over all processes ({batch_size * micro} per process): set "
+                "model.batch_size and leave data.batch_size to the model config"
             )
         if self.num_classes == 1:
             labels = torch.zeros_like(labels)  # one class: unconditional data (labels -1) is fine
-        elif bool((labels < 0).any()):
-            raise ConfigError(
-                "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
-                "(class subfolders) or model.generator.n_classes=1 for unconditional training"
-            )
         return list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
