@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from ganzoo.data.sampler import EpochShuffleSampler
+from ganzoo.data.sampler import EpochShuffleSampler, process_share
 from ganzoo.errors import ConfigError, DataError
 
 
@@ -157,12 +157,7 @@ class ImageDataModule(L.LightningDataModule):
     def process_batch_size(self) -> int:
         """Images per batch in this process: the global ``batch_size`` split evenly over the DDP processes."""
         world_size, _ = self._processes()
-        if self.batch_size % world_size:
-            raise ConfigError(
-                f"data.batch_size={self.batch_size} is the batch of all {world_size} processes together and must "
-                f"split evenly over them: set data.batch_size to a multiple of {world_size}"
-            )
-        return self.batch_size // world_size
+        return process_share(self.batch_size, world_size, "data.batch_size")
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
         # Both loaders shard across DDP processes themselves (trainer.use_distributed_sampler is off), so

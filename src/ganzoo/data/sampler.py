@@ -12,6 +12,19 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from ganzoo.errors import ConfigError
+
+
+def process_share(total: int, world_size: int, key: str) -> int:
+    """Each DDP process's share of ``total`` (a batch size of the whole run, config key ``key``)."""
+    if total % world_size:
+        raise ConfigError(
+            f"{key}={total} is the batch of all {world_size} processes together and must split evenly over "
+            f"them: set {key} to a multiple of {world_size}"
+        )
+    return total // world_size
+
+
 #: What the train sampler yields and datasets accept: (index, seed of this item's random augmentation).
 SampleKey = tuple[int, int]
 

@@ -14,6 +14,7 @@ from torch import nn
 
 import ganzoo
 from ganzoo.checkpoint import ensure_model_class
+from ganzoo.data.sampler import process_share
 from ganzoo.errors import ConfigError
 from ganzoo.models.truncation import check_truncation, truncate
 from ganzoo.nets.sync_batchnorm import local_statistics
@@ -73,12 +74,7 @@ class GANModule(LightningModule):
     def split_over_processes(self, n: int, name: str) -> int:
         """This process's share of ``n``, a batch size of the whole run (``model.<name>``), under DDP."""
         world_size = self.trainer.world_size if self._trainer is not None else 1
-        if n % world_size:
-            raise ConfigError(
-                f"model.{name}={n} is the batch of all {world_size} processes together and must split evenly "
-                f"over them: set model.{name} to a multiple of {world_size}"
-            )
-        return n // world_size
+        return process_share(n, world_size, f"model.{name}")
 
     # ----------------------------------------------------------------- optimization helpers
     def discriminator_step(self, optimizer: LightningOptimizer) -> None:
