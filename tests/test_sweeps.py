@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from wandb.proto import wandb_internal_pb2
 
 from ganzoo.checkpoint import load_checkpoint_file
+from ganzoo.cli import CONFIG_DIR
 from ganzoo.loggers import wandb_logger
-from tests.conftest import QUIET, REPO, cli_env, run_cli
+from tests.conftest import QUIET, cli_env, run_cli
 
 LRS = {"0": 1e-4, "1": 2e-4}
 
@@ -163,7 +164,7 @@ def test_optuna_sweep_records_the_best_trial(tiny_data_dir: Path, tmp_path: Path
     assert abs(results["best_value"] - best_fid) <= 1e-6 * best_fid
     assert {k: str(v) for k, v in results["best_params"].items()} == {k: best_params[k] for k in results["best_params"]}
 
-    space = OmegaConf.load(REPO / "conf" / "hparams_search" / "optuna.yaml").hydra.sweeper.params
+    space = OmegaConf.load(Path(CONFIG_DIR) / "hparams_search" / "optuna.yaml").hydra.sweeper.params
     assert set(results["best_params"]) == set(space)
     parser = OverridesParser.create()
     for key, value in results["best_params"].items():

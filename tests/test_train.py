@@ -12,11 +12,12 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganzoo.checkpoint import load_checkpoint_file, load_model
+from ganzoo.cli import CONFIG_DIR
 from ganzoo.train import compose_config
-from tests.conftest import QUIET, REPO, cli_env, run_cli
+from tests.conftest import QUIET, cli_env, run_cli
 from tests.replicas import assert_replicas_identical, replica_overrides
 
-EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from ganzoo.errors import GanzooError
 
-CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 # Arithmetic in configs, so that values that follow from others are never typed twice:
 # ${sum:a,b} (CycleGAN's max_epochs = n_epochs + n_epochs_decay), ${prod:a,b,c} (BigGAN's loader batch =

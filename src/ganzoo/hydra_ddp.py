@@ -10,7 +10,7 @@ which breaks multiruns:
 - after the first job the parent keeps ``LOCAL_RANK``, ``MASTER_PORT``, ... and its process group, so the next
   job starts no children and waits on a group whose peers have exited.
 
-:class:`DDPRelaunch` is a Hydra callback (``conf/hydra/default.yaml``). For every job it makes Lightning start
+:class:`DDPRelaunch` is a Hydra callback (``ganzoo/conf/hydra/default.yaml``). For every job it makes Lightning start
 the children as a plain run of that job alone (``hydra.mode=RUN``, the job's own overrides, its output
 directory), and when the job ends it restores the environment and closes the process group, so the next job
 of the sweep starts fresh. Jobs that a scheduler starts once per rank (SLURM with one task per device, as

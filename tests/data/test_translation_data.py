@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from ganzoo.cli import CONFIG_DIR
 from ganzoo.data.download import CYCLEGAN_DATASETS, safe_extract
 from ganzoo.data.image_file import IMAGE_EXTENSIONS
 from ganzoo.data.paired import PairedImageDataModule
@@ -264,7 +265,7 @@ def test_download_cli_offline_fails_fast_with_one_line(tmp_path: Path) -> None:
 def test_data_configs_compose(name: str) -> None:
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name="train", overrides=[f"data={name}"])
     data = cfg.data
     assert data.name.replace("_", "").isalnum()

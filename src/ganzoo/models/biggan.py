@@ -37,7 +37,7 @@ class BigGAN(GANModule):
 
     Hinge loss; BigGAN's orthogonal regularisation (``G_ortho`` / ``D_ortho``, G's shared class embedding
     exempt) is added to the gradients before each update. Argument names and defaults are BigGAN-PyTorch's
-    command-line defaults; ``conf/model/biggan.yaml`` holds its CIFAR recipe.
+    command-line defaults; ``ganzoo/conf/model/biggan.yaml`` holds its CIFAR recipe.
 
     Sampling (callbacks, metrics, ``ganzoo.sample``) uses the EMA generator when ``ema`` and ``use_ema``.
     Its batch norms use, in order of precedence: "standing statistics" re-estimated from ``standing_stats``
