@@ -120,7 +120,8 @@ def download_cyclegan_dataset(name: str, data_dir: Path, timeout: float = DOWNLO
 def main(argv: list[str] | None = None) -> int:
     """``python -m ganzoo.data.download <name> [--data-dir DIR]``: fetch an official CycleGAN dataset."""
     parser = argparse.ArgumentParser(
-        prog="python -m ganzoo.data.download",
+        # The name the user typed: the console script or the module form.
+        prog="ganzoo-download" if Path(sys.argv[0]).name == "ganzoo-download" else "python -m ganzoo.data.download",
         description="Download an official CycleGAN dataset into <data_dir>/<name> (trainA, trainB, testA, testB).",
     )
     parser.add_argument("name", help=f"one of {', '.join(CYCLEGAN_DATASETS)}")
