@@ -24,4 +24,5 @@ def test_quickstart_notebook_runs(tmp_path: Path, evaluator_cache: Path, monkeyp
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(pictures) == 2  # the sample grid and the interpolation sheet
     assert (tmp_path / "outputs" / "quickstart" / "checkpoints" / "last.ckpt").is_file()
+    assert (tmp_path / "outputs" / "quickstart" / "grid.png").is_file()  # ganzoo.save_grid of the loaded model
     assert "val/fid_fmnist" in str(outputs)  # the run's returned metrics include its final FID

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torchvision.io import decode_png, read_file
 
+import ganzoo
 from ganzoo.checkpoint import load_model
 from ganzoo.images import from_uint8, to_uint8
 from tests.conftest import QUIET, cli_env, run_cli
@@ -35,15 +36,36 @@ def test_sample_writes_uint8_nchw_and_grid(checkpoint: Path, tmp_path: Path) -> 
     again = tmp_path / "again.npz"
     run_cli("sample", f"ckpt={checkpoint}", "n=70", "batch_size=70", f"out={again}")
     assert np.array_equal(np.load(again)["x"], x)
+    expected = to_uint8(ganzoo.load(checkpoint).generate(70, seed=0)).numpy()  # the Python API's seed=0
+    assert np.abs(expected.astype(int) - x.astype(int)).max() <= 1
     model = load_model(checkpoint)
     z = model.sample_latent(70, generator=torch.Generator().manual_seed(0))
-    expected = to_uint8(model.generate(z=z)).numpy()
-    assert np.abs(expected.astype(int) - x.astype(int)).max() <= 1
+    assert np.array_equal(to_uint8(model.generate(z=z)).numpy(), expected)
 
 
 def test_sample_rejects_classes_for_unconditional_model(checkpoint: Path, tmp_path: Path) -> None:
     proc = run_cli("sample", f"ckpt={checkpoint}", "n=4", "classes=[1,2]", f"out={tmp_path / 'x.npz'}", check=False)
     assert proc.returncode == 1 and "not class-conditional" in proc.stderr
+
+
+def test_sample_takes_reference_generators_and_refuses_translators(tmp_path: Path) -> None:
+    from tests.test_weights import randomise, reference_netG
+    from tests.test_weights_cyclegan import RefGenerator, save_like_reference
+
+    netg = tmp_path / "netG_epoch_24.pth"
+    torch.save(randomise(reference_netG(nz=8, ngf=4, nc=1)).state_dict(), netg)
+    out = tmp_path / "dcgan.npz"
+    run_cli("sample", f"ckpt={netg}", "n=5", f"out={out}", "seed=2")
+    assert np.array_equal(np.load(out)["x"], to_uint8(ganzoo.load(netg).generate(5, seed=2)).numpy())
+
+    official = save_like_reference(RefGenerator(3, 3, ngf=4, blocks=1), tmp_path / "latest_net_G_A.pth")
+    proc = run_cli("sample", f"ckpt={official}", "n=4", f"out={tmp_path / 'x.npz'}", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: ckpt={official} is a translation model (OneWayTranslator), it translates images instead of "
+        f"sampling them: use python -m ganzoo.translate ckpt={official} input=<folder> output=<folder>"
+    ]
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_uint8_round_trip() -> None:

@@ -17,45 +17,28 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ganzoo.checkpoint import load_model
-from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error
+from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, require_values
 from ganzoo.errors import ConfigError
-from ganzoo.images import from_uint8, save_image_grid, to_uint8
+from ganzoo.images import from_uint8, save_grid, to_uint8
+from ganzoo.loading import load
 from ganzoo.models.truncation import check_truncation
 
 log = logging.getLogger("ganzoo.sample")
 
 
-def _labels(n: int, num_classes: int, classes: list[int] | None, generator: torch.Generator) -> torch.Tensor | None:
-    if not num_classes:
-        if classes:
-            raise ConfigError("classes= was given but this model is not class-conditional: remove classes=")
-        return None
-    if classes:
-        bad = [c for c in classes if not 0 <= int(c) < num_classes]
-        if bad:
-            raise ConfigError(
-                f"classes {bad} are outside 0..{num_classes - 1}: pick class ids the model was trained on"
-            )
-        pool = torch.tensor([int(c) for c in classes], dtype=torch.int64)
-        return pool.repeat((n + len(pool) - 1) // len(pool))[:n]
-    return torch.randint(num_classes, (n,), generator=generator)
-
-
 def load_sampler(ckpt: str | Path, sampling: dict[str, Any] | None = None) -> Any:
-    """The GAN LightningModule behind ``ckpt`` (a ganzoo ``.ckpt`` or a BigGAN-PyTorch ``.pth``), in eval mode.
+    """The noise-to-image model behind ``ckpt`` (any file :func:`ganzoo.loading.load` takes), in eval mode.
 
     ``sampling`` overrides the model's sampling settings (BigGAN's ``G_eval_mode``, ``standing_stats``); None
     values keep the checkpoint's own. BigGAN-PyTorch files sample in eval mode unless told otherwise, as
     BigGAN-PyTorch's ImageNet recipe (``--G_eval_mode``) does.
     """
-    if Path(ckpt).suffix == ".pth":
-        from ganzoo.models.biggan import BigGAN
-        from ganzoo.weights.biggan import generator_from_official
-
-        model = BigGAN(generator_from_official(ckpt), G_eval_mode=True)
-    else:
-        model = load_model(ckpt, map_location="cpu")
+    model = load(ckpt, device="cpu")
+    if not hasattr(model, "generate"):
+        raise ConfigError(
+            f"ckpt={ckpt} is a translation model ({type(model).__name__}), it translates images instead of "
+            f"sampling them: use python -m ganzoo.translate ckpt={ckpt} input=<folder> output=<folder>"
+        )
     for name, value in (sampling or {}).items():
         if value is None:
             continue
@@ -91,7 +74,7 @@ def sample(
     truncation = check_truncation(truncation)
     model = load_sampler(ckpt, sampling).to(device)
     generator = torch.Generator().manual_seed(seed)
-    labels = _labels(n, model.num_classes, classes, generator)
+    labels = model.class_labels(n, classes, generator)
     chunks = []
     for start in range(0, n, batch_size):
         z = model.sample_latent(min(batch_size, n - start), generator=generator, truncation=truncation)
@@ -103,11 +86,16 @@ def sample(
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
+    require_values(cfg, ["ckpt"], "python -m ganzoo.sample ckpt=<run dir>/checkpoints/last.ckpt n=1000 out=samples.npz")
     out = Path(cfg.out)
     if out.suffix != ".npz" or out.is_dir():
         raise ConfigError(f"out={cfg.out} must be a file name ending in .npz: e.g. out=samples.npz")
     if cfg.grid and (not isinstance(cfg.grid_n, int) or cfg.grid_n < 1):
         raise ConfigError(f"grid_n={cfg.grid_n!r} must be a positive integer: e.g. grid_n=64")
+    # Before generating: a place that cannot be written would otherwise lose every sample at the end.
+    check_writable(out, "out")
+    if cfg.grid:
+        check_writable(cfg.grid, "grid")
     classes = list(cfg.classes) if cfg.classes is not None else None
     sampling = {"G_eval_mode": cfg.G_eval_mode, "standing_stats": cfg.standing_stats}
     x, y = sample(cfg.ckpt, cfg.n, cfg.batch_size, cfg.seed, cfg.truncation, classes, cfg.device, sampling)
@@ -116,7 +104,7 @@ def main(cfg: DictConfig) -> None:
     np.savez(out, **arrays)
     log.info("wrote %d images %s to %s", len(x), tuple(x.shape[1:]), out)
     if cfg.grid:
-        save_image_grid(from_uint8(x[: cfg.grid_n]), cfg.grid)
+        save_grid(from_uint8(x[: cfg.grid_n]), cfg.grid)
         log.info("wrote grid %s", cfg.grid)
 
 

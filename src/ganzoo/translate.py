@@ -17,37 +17,27 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from ganzoo.checkpoint import load_model
-from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, quiet_library_noise, require_values
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square
 from ganzoo.errors import ConfigError, DataError
 from ganzoo.images import from_uint8, to_uint8
+from ganzoo.loading import load
 
 log = logging.getLogger("ganzoo.translate")
 
 
 def translator(ckpt: str | Path, direction: str, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-    """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects."""
-    path = Path(ckpt)
-    if path.suffix == ".pth":
-        from ganzoo.weights.cyclegan import generator_from_official
+    """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects.
 
-        net = generator_from_official(path).to(device).eval()
-
-        @torch.no_grad()
-        def official(images: torch.Tensor) -> torch.Tensor:
-            return net(images.to(device)).clamp(-1.0, 1.0)
-
-        return official, net.in_channels
-    model = load_model(path).to(device)
+    ``ckpt`` is any file :func:`ganzoo.loading.load` takes that holds a translation model.
+    """
+    model = load(ckpt, device=device)
     if not hasattr(model, "translate"):
-        raise ConfigError(f"{path} is a {type(model).__name__} checkpoint, not a translation model: use ganzoo.sample")
-    if direction not in ("AtoB", "BtoA"):
-        raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-    generator = model.generator_a2b if direction == "AtoB" else model.generator_b2a
-    return lambda images: model.translate(images, direction), generator.in_channels
+        raise ConfigError(f"{ckpt} is a {type(model).__name__} checkpoint, not a translation model: use ganzoo.sample")
+    channels = model.source_channels(direction)  # also checks the direction against the model's
+    return lambda images: model.translate(images, direction), channels
 
 
 def _load(path: Path, channels: int, image_size: int | None) -> torch.Tensor:
@@ -104,6 +94,12 @@ def translate_folder(
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
+    require_values(
+        cfg,
+        ["ckpt", "input", "output"],
+        "python -m ganzoo.translate ckpt=<run dir>/checkpoints/last.ckpt input=<image folder> output=<new folder>",
+    )
+    check_writable(cfg.output, "output", folder=True)
     written = translate_folder(
         cfg.ckpt, cfg.input, cfg.output, cfg.direction, cfg.image_size, cfg.batch_size, cfg.device
     )

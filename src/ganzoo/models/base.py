@@ -1,9 +1,11 @@
-"""What every ganzoo GAN LightningModule shares: manual optimization, step counting and the sampling API."""
+"""What every ganzoo GAN LightningModule shares (manual optimization, step counting, the noise stream), and the
+sampling API of the noise-to-image ones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import numbers
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import torch
@@ -29,17 +31,15 @@ class GANModule(LightningModule):
     :meth:`discriminator_step`, which applies the optimizer through the strategy (precision plugin,
     gradient scaler) without advancing the counter.
 
-    Sampling API used by callbacks, metrics and the CLIs (never a model's internals):
-    ``latent_dim``, ``num_classes``, :meth:`sample_latent`, :meth:`generate`.
+    What a model offers users, callbacks, metrics and the CLIs depends on its kind: noise-to-image models
+    derive from :class:`NoiseToImageGAN` (``generate``), translation models implement
+    ``translate(images, direction)`` (:class:`~ganzoo.models.cyclegan.CycleGAN`).
 
     Speed switches every model takes (config keys ``model.channels_last`` and ``model.compile``):
     ``channels_last`` stores the networks' weights and the image batches in NHWC, which tensor cores prefer
     under mixed precision; ``compile`` runs each trained network through ``torch.compile`` (in place, so
     checkpoints keep their keys).
     """
-
-    latent_dim: int = 0
-    num_classes: int = 0
 
     def __init__(self, channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
@@ -96,23 +96,7 @@ class GANModule(LightningModule):
             for p, flag in zip(module.parameters(), flags, strict=True):
                 p.requires_grad_(flag)
 
-    # ----------------------------------------------------------------------- sampling API
-    def sample_latent(
-        self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
-    ) -> torch.Tensor:
-        """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I), returned on the model's device.
-
-        Without ``generator`` the draw comes from the model's own noise stream (see :meth:`noise`), so
-        it is reproducible and resumes exactly from a checkpoint. Draws happen on the CPU, so the same
-        seed gives the same latents on any device (the copy of a latent batch costs next to nothing).
-        ``truncation`` > 0 applies the truncation trick: entries outside [-truncation, truncation] are redrawn.
-        """
-        generator = generator if generator is not None else self.noise()
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        if truncation is not None:
-            z = truncate(z, truncation, generator)
-        return z.to(self.device, non_blocking=True)
-
+    # ------------------------------------------------------------------------ noise stream
     def noise(self) -> torch.Generator:
         """The model's CPU random stream for training noise.
 
@@ -125,57 +109,6 @@ class GANModule(LightningModule):
             self._noise = torch.Generator()
             self._noise.manual_seed(torch.initial_seed() + self.global_rank)
         return self._noise
-
-    @torch.no_grad()
-    def generate(
-        self,
-        n: int | None = None,
-        z: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        truncation: float | None = None,
-    ) -> torch.Tensor:
-        """Generate images as float (N, C, H, W) in [-1, 1].
-
-        Give either ``n`` (fresh latents from the model's noise stream) or ``z`` (N, latent_dim). ``labels``
-        is used by class-conditional models: (N,) int64 class ids, or (N, num_classes) float class mixtures
-        for models that interpolate between classes (BigGAN). ``truncation`` applies the truncation trick:
-        fresh latents are drawn truncated; entries of a given ``z`` outside the threshold are redrawn (from
-        a fixed seed, so the same ``z`` always gives the same images). Networks run as
-        :meth:`sampling_mode` says (eval mode unless the model's recipe samples with batch statistics);
-        the module's train/eval mode is restored afterwards.
-        """
-        truncation = check_truncation(truncation)
-        if z is None:
-            if n is None:
-                raise ValueError("generate() needs n or z")
-            z = self.sample_latent(n, truncation=truncation)
-        elif truncation is not None:
-            z = truncate(z, truncation, torch.Generator().manual_seed(0))
-        z = z.to(self.device)
-        if labels is not None:
-            labels = labels.to(self.device)
-        net = self.sampling_generator()
-        was_training = net.training
-        try:
-            # Sampling may run on one process alone (sample grids), so batch norms must not wait for the others.
-            with local_statistics(net), self.sampling_mode(net):
-                return self.forward_generator(net, z, labels).float().clamp_(-1.0, 1.0)
-        finally:
-            net.train(was_training)
-
-    @contextmanager
-    def sampling_mode(self, net: nn.Module) -> Iterator[None]:
-        """Put ``net`` in the mode it samples in: eval mode, so an image depends only on its own latent."""
-        net.eval()
-        yield
-
-    def sampling_generator(self) -> nn.Module:
-        """The generator used for sampling (an EMA copy where the model keeps one)."""
-        raise NotImplementedError
-
-    def forward_generator(self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Run ``net`` on latents ``z``; class-conditional models override this to pass ``labels``."""
-        return net(z)
 
     # ------------------------------------------------------------------------- checkpoints
     @classmethod
@@ -215,3 +148,159 @@ class GANModule(LightningModule):
         elif states is not None:
             # A different number of processes: continue with fresh per-rank streams derived from the step.
             self.noise().manual_seed(torch.initial_seed() + 1_000_003 * self.global_step + self.global_rank)
+
+
+class NoiseToImageGAN(GANModule):
+    """A GAN whose generator maps latent noise (and, if class-conditional, class ids) to images: DCGAN, BigGAN.
+
+    Sampling API used by users (``ganzoo.load``), callbacks, metrics and the CLIs (never a model's internals):
+    ``latent_dim``, ``num_classes`` (0: unconditional), :meth:`generate`, :meth:`class_labels`,
+    :meth:`sample_latent`. Subclasses set ``latent_dim`` (and ``num_classes``) and implement
+    :meth:`sampling_generator`; class-conditional ones also :meth:`forward_generator`.
+    """
+
+    latent_dim: int = 0
+    num_classes: int = 0
+
+    def sample_latent(
+        self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
+    ) -> torch.Tensor:
+        """Draw ``n`` latent vectors (n, latent_dim) ~ N(0, I), returned on the model's device.
+
+        Without ``generator`` the draw comes from the model's own noise stream (see :meth:`noise`), so
+        it is reproducible and resumes exactly from a checkpoint. Draws happen on the CPU, so the same
+        seed gives the same latents on any device (the copy of a latent batch costs next to nothing).
+        ``truncation`` > 0 applies the truncation trick: entries outside [-truncation, truncation] are redrawn.
+        """
+        generator = generator if generator is not None else self.noise()
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        if truncation is not None:
+            z = truncate(z, truncation, generator)
+        return z.to(self.device, non_blocking=True)
+
+    def class_labels(
+        self,
+        n: int,
+        classes: int | Sequence[int] | torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor | None:
+        """The class ids (n,) int64 on the CPU that :meth:`generate` uses, or None for an unconditional model.
+
+        ``classes`` (one id, or a sequence / 1-D tensor of ids) is repeated in order until there are ``n``
+        labels; None or empty draws them uniformly from ``generator`` (default: the model's noise stream).
+        A ConfigError names ids outside ``0 .. num_classes - 1``, or ``classes`` given to an unconditional model.
+        """
+        pool = None if classes is None else _class_ids(classes)
+        if not self.num_classes:
+            if pool is not None and len(pool):
+                raise ConfigError("classes= was given but this model is not class-conditional: remove classes=")
+            return None
+        if pool is None or not len(pool):
+            generator = generator if generator is not None else self.noise()
+            return torch.randint(self.num_classes, (n,), generator=generator)
+        bad = [c for c in pool.tolist() if not 0 <= c < self.num_classes]
+        if bad:
+            raise ConfigError(
+                f"classes {bad} are outside 0..{self.num_classes - 1}: pick class ids the model was trained on"
+            )
+        return pool.repeat((n + len(pool) - 1) // len(pool))[:n]
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` class ids drawn uniformly, on the model's device (from the noise stream by default)."""
+        return self.class_labels(n, None, generator).to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int | None = None,
+        classes: int | Sequence[int] | torch.Tensor | None = None,
+        truncation: float | None = None,
+        seed: int | None = None,
+        *,
+        z: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Generate ``n`` images: float32 (n, C, H, W) in [-1, 1], on the model's device.
+
+        Args:
+            n: number of images.
+            classes: class ids for a class-conditional model (one id or a list / 1-D tensor, repeated in order up
+                to ``n``); None draws them uniformly. A ConfigError for an unconditional model or an unknown id.
+            truncation: the truncation trick, a threshold > 0 such as 0.5 (latent entries outside
+                [-truncation, truncation] are redrawn); None for untruncated N(0, I) latents.
+            seed: makes the images reproducible: the labels (when drawn) and then the latents come from
+                ``torch.Generator().manual_seed(seed)`` on the CPU, so a seed gives the same latents on every
+                device. None draws from the model's own noise stream (different images at every call).
+            z: (keyword only) latents (N, latent_dim) to use instead of drawing ``n``; with ``truncation``
+                their entries outside the threshold are redrawn from a fixed seed (same ``z``, same images).
+            labels: (keyword only) class ids (N,) int64, or (N, num_classes) float class mixtures for models
+                that interpolate between classes (BigGAN), instead of ``classes``.
+
+        Networks run as :meth:`sampling_mode` says (eval mode unless the model's recipe samples with batch
+        statistics); the module's train/eval mode is restored afterwards.
+        """
+        truncation = check_truncation(truncation)
+        if classes is not None and labels is not None:
+            raise ConfigError("generate() takes classes= or labels=, not both")
+        if z is None:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"n={n!r} must be a positive number of images, e.g. generate(16)")
+        elif n is not None and n != len(z):
+            raise ConfigError(f"generate(n={n}) was given {len(z)} latents z: pass one of n and z")
+        else:
+            n = len(z)
+        generator = None
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ConfigError(f"seed={seed!r} is not an integer: e.g. seed=0")
+            generator = torch.Generator().manual_seed(seed)
+        if labels is None:
+            # Labels before latents: the order ganzoo.sample draws them in, so a seed gives the same images there.
+            labels = self.class_labels(n, classes, generator)
+        if z is None:
+            z = self.sample_latent(n, generator=generator, truncation=truncation)
+        elif truncation is not None:
+            z = truncate(z, truncation, torch.Generator().manual_seed(0))
+        z = z.to(self.device)
+        if labels is not None:
+            labels = labels.to(self.device)
+        net = self.sampling_generator()
+        was_training = net.training
+        try:
+            # Sampling may run on one process alone (sample grids), so batch norms must not wait for the others.
+            with local_statistics(net), self.sampling_mode(net):
+                return self.forward_generator(net, z, labels).float().clamp_(-1.0, 1.0)
+        finally:
+            net.train(was_training)
+
+    @contextmanager
+    def sampling_mode(self, net: nn.Module) -> Iterator[None]:
+        """Put ``net`` in the mode it samples in: eval mode, so an image depends only on its own latent."""
+        net.eval()
+        yield
+
+    def sampling_generator(self) -> nn.Module:
+        """The generator used for sampling (an EMA copy where the model keeps one)."""
+        raise NotImplementedError
+
+    def forward_generator(self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Run ``net`` on latents ``z``; class-conditional models override this to pass ``labels``."""
+        return net(z)
+
+
+def _class_ids(classes: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """``classes`` (one id, a sequence or a tensor of ids) as a 1-D int64 CPU tensor; a ConfigError otherwise."""
+    ids: Any = classes
+    if not isinstance(ids, torch.Tensor | numbers.Integral | str):
+        with suppress(TypeError):  # not iterable: reported below
+            ids = list(ids)
+    if isinstance(ids, list) and not ids:
+        return torch.empty(0, dtype=torch.int64)
+    try:
+        pool = None if isinstance(ids, str) else torch.as_tensor(ids)
+    except (TypeError, ValueError, RuntimeError):
+        pool = None
+    if pool is None or pool.dim() > 1 or pool.is_floating_point() or pool.is_complex() or pool.dtype == torch.bool:
+        shown = classes.tolist() if isinstance(classes, torch.Tensor) else classes  # one line, even for a tensor
+        raise ConfigError(f"classes={shown!r} must be integer class ids, e.g. classes=[0, 3]")
+    return pool.reshape(-1).to(device="cpu", dtype=torch.int64)

@@ -12,7 +12,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.losses import HingeLoss
-from ganzoo.models.base import GANModule
+from ganzoo.models.base import NoiseToImageGAN
 from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.orthogonal import add_orthogonal_regularization
 from ganzoo.nets.layers import StoredStatsBatchNorm
@@ -23,7 +23,7 @@ def batch_norm_layers(net: nn.Module) -> list[StoredStatsBatchNorm]:
     return [m for m in net.modules() if isinstance(m, StoredStatsBatchNorm)]
 
 
-class BigGAN(GANModule):
+class BigGAN(NoiseToImageGAN):
     """BigGAN (Brock et al. 2019) trained as ajbrock/BigGAN-PyTorch's ``train_fns.GAN_training_function``.
 
     One training step is one BigGAN "iteration", and ``trainer.global_step`` counts them:
@@ -127,14 +127,8 @@ class BigGAN(GANModule):
             return self.generator_ema
         return self.generator
 
-    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` class ids drawn uniformly, on the model's device (from the noise stream by default)."""
-        generator = generator if generator is not None else self.noise()
-        return torch.randint(self.num_classes, (n,), generator=generator).to(self.device, non_blocking=True)
-
     def forward_generator(self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        if labels is None:  # uniformly drawn classes, like the latents
-            labels = self.sample_labels(len(z))
+        # generate() always passes labels: the given classes, or uniformly drawn ones.
         if self.hparams.standing_stats and net is self.sampling_generator():
             net = self._standing_generator(net)
         return net(z, labels)

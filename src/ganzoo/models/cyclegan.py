@@ -70,21 +70,19 @@ class CycleGAN(GANModule):
         self.fake_b_pool = ImagePool(pool_size, torch.Generator().manual_seed(2))
 
     # ----------------------------------------------------------------------- sampling API
-    @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Translate float images (N, C, H, W) in [-1, 1] with the eval-mode generator of ``direction``."""
+        """Translate float images (N, C, H, W) in [-1, 1] with the eval-mode generator of ``direction``
+        (``"AtoB"`` or ``"BtoA"``); returns float32 (N, C', H, W) in [-1, 1] on the model's device."""
+        return translate_with(self._generator(direction), images, self.device)
+
+    def source_channels(self, direction: str = "AtoB") -> int:
+        """The image channels ``translate(images, direction)`` takes."""
+        return self._generator(direction).in_channels
+
+    def _generator(self, direction: str) -> nn.Module:
         if direction not in DIRECTIONS:
             raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-        net = self.generator_a2b if direction == "AtoB" else self.generator_b2a
-        was_training = net.training
-        net.eval()
-        try:
-            return net(images.to(self.device)).float().clamp_(-1.0, 1.0)
-        finally:
-            net.train(was_training)
-
-    def generate(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        raise ConfigError("CycleGAN translates images instead of sampling them: use translate(images, direction)")
+        return self.generator_a2b if direction == "AtoB" else self.generator_b2a
 
     # ----------------------------------------------------------------------- training
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
@@ -131,7 +129,9 @@ class CycleGAN(GANModule):
 
         logged = {f"train/{name}": value.detach() for name, value in losses.items()}
         logged["train/loss_g"] = loss_g.detach()
-        self.log_dict(logged, prog_bar=False)
+        on_bar = ("train/loss_g", "train/loss_d_a", "train/loss_d_b")
+        self.log_dict({k: v for k, v in logged.items() if k in on_bar}, prog_bar=True)
+        self.log_dict({k: v for k, v in logged.items() if k not in on_bar})
         self.log("train/lr", opt_g.param_groups[0]["lr"])
 
     def _discriminator_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -155,3 +155,58 @@ class CycleGAN(GANModule):
         if pools:
             self.fake_a_pool.load_state_dict(pools["a"], self.device)
             self.fake_b_pool.load_state_dict(pools["b"], self.device)
+
+
+@torch.no_grad()
+def translate_with(net: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``net`` in eval mode on ``images`` (moved to ``device``), clamped to [-1, 1]; ``net``'s mode is restored."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(images.to(device)).float().clamp_(-1.0, 1.0)
+    finally:
+        net.train(was_training)
+
+
+class OneWayTranslator(nn.Module):
+    """One CycleGAN generator on its own (an official ``latest_net_G_A.pth`` or ``horse2zebra.pth``), with the
+    ``translate(images, direction)`` of :class:`CycleGAN` for the one direction it was trained for.
+
+    Args:
+        generator: a :class:`~ganzoo.nets.cyclegan.ResnetGenerator` (any image-to-image net with ``in_channels``).
+        direction: ``"AtoB"`` (the official ``G_A``) or ``"BtoA"`` (``G_B``).
+        source: where the generator came from, named in error messages.
+    """
+
+    def __init__(self, generator: nn.Module, direction: str = "AtoB", source: str = "this generator") -> None:
+        super().__init__()
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
+        self.generator = generator
+        self.direction = direction
+        self.source = source
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """Translate float images (N, C, H, W) in [-1, 1]; returns float32 (N, C', H, W) in [-1, 1] on the
+        generator's device. ``direction`` must be the generator's own."""
+        return translate_with(self._checked(direction), images, self.device)
+
+    def source_channels(self, direction: str = "AtoB") -> int:
+        """The image channels ``translate(images, direction)`` takes."""
+        return self._checked(direction).in_channels
+
+    def _checked(self, direction: str) -> nn.Module:
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
+        if direction != self.direction:
+            other = "G_B" if self.direction == "AtoB" else "G_A"
+            raise ConfigError(
+                f"{self.source} holds one generator, which translates {self.direction} only: use "
+                f"direction={self.direction}, or load the other generator's file (e.g. latest_net_{other}.pth) "
+                f"for {direction}"
+            )
+        return self.generator

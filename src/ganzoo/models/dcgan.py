@@ -5,11 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganzoo.errors import ConfigError
 from ganzoo.losses import NonSaturatingLoss
-from ganzoo.models.base import GANModule
+from ganzoo.models.base import NoiseToImageGAN
 
 
-class DCGAN(GANModule):
+class DCGAN(NoiseToImageGAN):
     """DCGAN trained as in pytorch/examples' ``dcgan``.
 
     Each batch: one discriminator step on the real batch and a batch of fakes (separate forward passes,
@@ -18,7 +19,7 @@ class DCGAN(GANModule):
 
     Args:
         generator: maps (N, nz) latents to (N, C, H, W) images in [-1, 1]; must expose ``nz``.
-        discriminator: maps images to (N,) logits.
+        discriminator: maps images to (N,) logits; None for a sampling-only model (e.g. imported weights).
         lr: Adam learning rate for both networks.
         beta1, beta2: Adam betas.
         real_label: target for real images in the D loss (< 1 for one-sided label smoothing).
@@ -28,7 +29,7 @@ class DCGAN(GANModule):
     def __init__(
         self,
         generator: nn.Module,
-        discriminator: nn.Module,
+        discriminator: nn.Module | None = None,
         lr: float = 2e-4,
         beta1: float = 0.5,
         beta2: float = 0.999,
@@ -47,6 +48,8 @@ class DCGAN(GANModule):
         return self.generator
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        if self.discriminator is None:
+            raise ConfigError("this DCGAN was built for sampling only (no discriminator): it cannot be trained")
         betas = (self.hparams.beta1, self.hparams.beta2)
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas)
         opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas)
@@ -71,14 +74,12 @@ class DCGAN(GANModule):
             self.manual_backward(loss_g)
         opt_g.step()
 
+        self.log_dict({"train/loss_d": loss_d.detach(), "train/loss_g": loss_g.detach()}, prog_bar=True)
+        # D(x), D(G(z)) before and after the D step: the reference's D(x), D(G(z)) pair (logged, not on the bar).
         self.log_dict(
             {
-                "train/loss_d": loss_d.detach(),
-                "train/loss_g": loss_g.detach(),
-                # D(x), D(G(z)) before and after the D step: the reference's D(x), D(G(z)) pair.
                 "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
                 "train/d_fake": torch.sigmoid(logits_fake.detach()).mean(),
                 "train/d_fake_after": torch.sigmoid(logits_fake_for_g.detach()).mean(),
-            },
-            prog_bar=True,
+            }
         )
