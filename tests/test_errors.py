@@ -123,7 +123,7 @@ def test_checkpoint_that_is_not_a_checkpoint(tmp_path: Path) -> None:
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"definitely not a torch file")
     line = error_line(run_cli("sample", f"ckpt={junk}", "n=2", f"out={tmp_path / 's.npz'}", check=False))
-    assert str(junk) in line and "truncated or not a PyTorch file" in line
+    assert str(junk) in line and "PyTorch file" in line
 
 
 def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:

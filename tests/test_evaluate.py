@@ -78,6 +78,9 @@ def test_evaluate_errors_are_one_line(tmp_path: Path) -> None:
     line = error_of(f"images={tmp_path / 'x.npz'}")
     assert line.startswith("error: images= needs the real data to compare with: add data=")
     line = error_of(f"images={tmp_path / 'missing.npz'}", "data=fashion_mnist", data_dir=tmp_path)
-    assert line == f"error: images={tmp_path / 'missing.npz'} is neither a folder nor an .npz file: pass one of those"
+    assert line == f"error: images={tmp_path / 'missing.npz'} does not exist: pass a folder of images or an .npz file"
+    (tmp_path / "notes.txt").write_text("not images")
+    line = error_of(f"images={tmp_path / 'notes.txt'}", "data=fashion_mnist", data_dir=tmp_path)
+    assert line == f"error: images={tmp_path / 'notes.txt'} is neither a folder nor an .npz file: pass one of those"
     line = error_of(f"ckpt={tmp_path / 'nothing.ckpt'}")
     assert "does not exist" in line

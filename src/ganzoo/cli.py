@@ -5,15 +5,17 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import sys
+import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.errors import GanzooError
+from ganzoo.errors import ConfigError, GanzooError
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
@@ -28,19 +30,53 @@ log = logging.getLogger("ganzoo")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _DropLightningAdverts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
-
-
 def quiet_library_noise() -> None:
-    """Silence messages that tell a ganzoo user nothing actionable."""
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropLightningAdverts())
+    """Silence messages that tell a ganzoo user nothing actionable, each matched by its own text, so that every
+    other message of Lightning, PyTorch and torchmetrics still shows. Safe to call once per run of a sweep."""
+    # Lightning's informational lines (rank_zero_info) that say nothing a ganzoo user can act on.
+    lines = (
+        "litlogger",  # an advert for Lightning's cloud logger
+        # The model summary is ganzoo's callbacks.model_summary (null: none); Lightning says it skips its own.
+        "Trainer already configured with model summary callbacks",
+        "`Trainer.fit` stopped: `max_",  # ganzoo logs "finished at step N" and where the outputs are
+        "GPU available: False, used: False",  # a CPU-only machine (a GPU left unused is still reported)
+        "TPU available: False",
+        "HPU available: False",
+        "- CUDA_VISIBLE_DEVICES: [",  # LOCAL_RANK: 0 - CUDA_VISIBLE_DEVICES: [0]
+        "Seed set to ",  # the seed is in the run's config (.hydra/config.yaml); a drawn one is logged by ganzoo
+        # ganzoo logs the checkpoint and step it resumes from ("ckpt_path=last: resuming from ... (step N)").
+        "Restoring states from the checkpoint path at ",
+        "Restored all states from the checkpoint at ",
+    )
+
+    def drop_lightning_noise(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(line in message for line in lines)
+
+    for name in (
+        "lightning.pytorch.utilities.rank_zero",
+        "lightning.fabric.utilities.rank_zero",
+        "lightning.fabric.utilities.seed",
+    ):
+        logger = logging.getLogger(name)
+        for previous in [f for f in logger.filters if getattr(f, "__name__", "") == drop_lightning_noise.__name__]:
+            logger.removeFilter(previous)  # one filter, however many runs this process starts
+        logger.addFilter(drop_lightning_noise)
     # Checkpoints are meant to hold the state after the step's updates; Lightning warns about that for every
     # manual-optimization module.
     warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
     # GANs have no validation step until metrics are configured; the datamodule still offers a val split.
     warnings.filterwarnings("ignore", message="You passed in a `val_dataloader` but have no `validation_step`")
+    # ganzoo's models convert batches to channels_last in this hook (model.channels_last); that is intended.
+    warnings.filterwarnings(
+        "ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule` but have passed in a"
+    )
+    # Lightning counts logging intervals across epochs, so a short epoch (a small dataset) still gets its rows.
+    warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
+    # ganzoo's data modules derive the position in the epoch from the step, so a mid-epoch resume is exact.
+    warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+    # The GPU-oriented data configs pin memory; on a CPU-only run PyTorch says it cannot, which changes nothing.
+    warnings.filterwarnings("ignore", message="'pin_memory' argument is set as true but no accelerator is found")
     warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
     warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
     # torchmetrics' KID and IS keep every feature, which is what ganzoo's evaluation sizes for.
@@ -73,3 +109,56 @@ def exit_on_ganzoo_error(fn: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def require_values(cfg: DictConfig, keys: Sequence[str], example: str) -> None:
+    """Raise one ConfigError naming every key of ``keys`` that the command line left unset (``???``).
+
+    ``example`` is a whole command that works, shown as the fix.
+    """
+    missing = [f"{key}=" for key in keys if OmegaConf.is_missing(cfg, key)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise ConfigError(f"{', '.join(missing)} {verb} required: e.g. {example}")
+
+
+def check_writable(path: str | os.PathLike[str], key: str, *, folder: bool = False) -> Path:
+    """Fail now, before any work is done, if the output ``path`` given as ``key=`` cannot be written.
+
+    ``path`` is a file to be written (``folder=False``) or a folder to write files into. Missing parent folders
+    are fine (the writer creates them); the nearest one that exists must be a folder in which a file can be
+    created. That is tried with an empty temporary file, removed at once: unlike ``os.access``, this also
+    catches read-only file systems and holds when running as root. An existing ``path`` must be of the right
+    kind, and an existing file must open for appending (which leaves it unchanged). Raises a ConfigError that
+    names ``key``; returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    example = f"{key}=<a folder you can write to>/{path.name or 'out'}"
+
+    def unwritable(reason: str) -> ConfigError:
+        return ConfigError(f"{key}={path} cannot be written ({reason}): pass a writable location, e.g. {example}")
+
+    if path.exists():
+        if folder and not path.is_dir():
+            raise unwritable("it is a file, not a folder")
+        if not folder and path.is_dir():
+            raise unwritable("it is a folder: name a file")
+        if not folder:
+            try:
+                with open(path, "ab"):
+                    pass
+            except OSError as e:
+                raise unwritable(e.strerror or type(e).__name__) from None
+            return path
+    ancestor = path if path.is_dir() else path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise unwritable(f"{ancestor} is a file, not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".ganzoo-write-check-", dir=ancestor)
+    except OSError as e:
+        raise unwritable(f"{ancestor}: {e.strerror or type(e).__name__}") from None
+    os.close(handle)
+    os.unlink(probe)
+    return path

@@ -24,12 +24,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganzoo.checkpoint import load_model
-from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, ganzoo_cause, quiet_library_noise
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square, to_channels
 from ganzoo.errors import ConfigError, DataError
 from ganzoo.metrics.evaluation import Evaluation
+from ganzoo.metrics.inception import InceptionWeightsError
 
 log = logging.getLogger("ganzoo.evaluate")
 
@@ -57,6 +58,11 @@ def load_images(path: str | Path, channels: int, image_size: int) -> tuple[torch
             raise DataError(f"{path}: x is {x.dtype} with shape {x.shape}, expected uint8 (N, C, H, W)")
         if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
             x = x.transpose(0, 3, 1, 2)
+        if x.shape[1] not in (1, 3):
+            raise DataError(
+                f"{path}: x has shape {x.shape}, which is neither (N, C, H, W) nor (N, H, W, C) with 1 or 3 "
+                "channels: save grey or RGB images"
+            )
         images = resize_square(to_channels(torch.from_numpy(np.ascontiguousarray(x)), channels), image_size)
     else:
         raise ConfigError(f"images={path} is neither a folder nor an .npz file: pass one of those")
@@ -67,26 +73,60 @@ def load_images(path: str | Path, channels: int, image_size: int) -> tuple[torch
     return images, labels
 
 
-def _default_metrics() -> DictConfig:
-    return OmegaConf.load(Path(CONFIG_DIR) / "metrics" / "classifier.yaml")
+def _default_metrics(datamodule: Any) -> DictConfig:
+    """The evaluator a run on this data gets by default: the offline classifier where there are labels to
+    train it on (or labelled data named by ``evaluator_data()``), Inception FID/IS otherwise."""
+    labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+    return OmegaConf.load(Path(CONFIG_DIR) / "metrics" / f"{'classifier' if labelled else 'inception'}.yaml")
 
 
-def _complete_config(cfg: DictConfig, run_config: dict[str, Any] | None) -> None:
-    """Fill ``data`` and ``metrics`` from the checkpoint's run (or defaults) where the command line gave none."""
-    run_config = run_config or {}
+def _complete_data(cfg: DictConfig, run_config: dict[str, Any] | None) -> None:
+    """Fill ``data`` from the checkpoint's run where the command line gave none."""
     with open_dict(cfg):
         if cfg.get("data") is None:
-            if "data" not in run_config:
+            if "data" not in (run_config or {}):
                 raise ConfigError(
                     "images= needs the real data to compare with: add data=<dataset>, e.g. data=fashion_mnist"
                 )
-            cfg.data = run_config["data"]
+            cfg.data = run_config["data"]  # type: ignore[index]
+
+
+def _complete_metrics(cfg: DictConfig, run_config: dict[str, Any] | None, datamodule: Any) -> None:
+    """Fill ``metrics`` from the checkpoint's run (or the data's default evaluator) where the command line gave
+    none, then apply the command line's evaluation values.
+
+    A run started without metrics (``'~metrics'``) may still record a partial ``metrics`` entry, e.g. the
+    sample counts ``debug=smoke`` sets: those are kept on top of the data's default evaluator.
+    """
+    with open_dict(cfg):
         if cfg.get("metrics") is None:
-            cfg.metrics = run_config.get("metrics") or _default_metrics()
+            recorded = (run_config or {}).get("metrics") or {}
+            evaluation = recorded.get("evaluation") if isinstance(recorded, dict) else None
+            if isinstance(evaluation, dict) and "_target_" in evaluation:
+                cfg.metrics = recorded
+            else:
+                default = _default_metrics(datamodule)
+                log.info(
+                    "the checkpoint's run had no evaluation configured: using %s (pick one with metrics=...)",
+                    default.evaluation.extractor._target_.rsplit(".", 1)[-1],
+                )
+                cfg.metrics = OmegaConf.merge(default, recorded) if isinstance(recorded, dict) else default
         evaluation = cfg.metrics.evaluation
         for key in ("num_samples", "seed", "batch_size", "real_split", "cache_dir"):
             if cfg.get(key) is not None:
                 evaluation[key] = cfg[key]
+
+
+def _build_evaluation(cfg: DictConfig, datamodule: Any) -> Evaluation:
+    """The evaluation of ``cfg.metrics``; a missing Inception weights file names only the remedies that work here."""
+    try:
+        return instantiate(cfg.metrics.evaluation, _convert_="all")
+    except Exception as e:
+        cause = ganzoo_cause(e)
+        if isinstance(cause, InceptionWeightsError):
+            labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+            raise cause.for_run(labelled=labelled, training=False) from None
+        raise
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -94,13 +134,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     quiet_library_noise()
     if (cfg.ckpt is None) == (cfg.images is None):
         raise ConfigError("pass exactly one of ckpt=<checkpoint> or images=<folder or .npz>")
+    if cfg.images is not None and not Path(cfg.images).exists():
+        raise DataError(f"images={cfg.images} does not exist: pass a folder of images or an .npz file")
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(cfg.ckpt) if cfg.ckpt is not None else None
-    _complete_config(cfg, getattr(model, "run_config", None))
-    evaluation: Evaluation = instantiate(cfg.metrics.evaluation, _convert_="all")
+    run_config = getattr(model, "run_config", None)
+    _complete_data(cfg, run_config)
+    # The data first: a missing dataset is reported before anything about the evaluator's weights.
     datamodule = instantiate(cfg.data)
+    datamodule.check_available()
+    _complete_metrics(cfg, run_config, datamodule)
+    evaluation = _build_evaluation(cfg, datamodule)
     if model is None:  # read before the (possibly slow) real statistics, so a bad file fails at once
         images, labels = load_images(cfg.images, datamodule.channels, datamodule.image_size)
     datamodule.prepare_data()
@@ -136,10 +182,14 @@ def _report_path(cfg: DictConfig) -> Path:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
+    out = None
+    if (cfg.ckpt is None) != (cfg.images is None):  # otherwise evaluate() names the mistake
+        # Before the evaluation: a report that cannot be written would lose its numbers at the end.
+        out = check_writable(_report_path(cfg), "out")
     report = evaluate(cfg)
     for key, value in report["metrics"].items():
         print(f"{key} = {value:.6g}")
-    out = _report_path(cfg)
+    out = out or _report_path(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log.info("wrote %s", out)

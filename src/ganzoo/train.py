@@ -23,7 +23,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,9 +36,13 @@ from ganzoo.callbacks import (
     TranslationGrid,
 )
 from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkpoint
-from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
-from ganzoo.errors import CheckpointError, GanzooError
+from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, ganzoo_cause, quiet_library_noise
+from ganzoo.errors import CheckpointError, ConfigError, GanzooError
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
+from ganzoo.metrics.classifier import require_labels
+from ganzoo.metrics.extractors import ClassifierFeatures
+from ganzoo.metrics.inception import InceptionWeightsError
+from ganzoo.settings import check_resume_settings, check_settings
 
 log = logging.getLogger("ganzoo.train")
 
@@ -73,11 +77,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Flushing them to zero changes values below 1e-38 only; GPUs flush them in most kernels anyway.
     torch.set_flush_denormal(True)
 
+    check_settings(cfg)
     ckpt_path, complete = _resume_checkpoint(cfg)
     if complete:
         return {}
+    if ckpt_path is not None:
+        check_resume_settings(cfg, ckpt_path)
 
     datamodule = instantiate(cfg.data)
+    # The data first: a missing dataset is what a user must hear about before the evaluator's weights.
+    datamodule.check_available()
     # The whole run config, data included, is logged below. Lightning would also merge the datamodule's
     # hparams into the model's and refuse equal names with different meanings (BigGAN's batch_size is per D
     # step, the loader's is per iteration).
@@ -88,7 +97,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     callbacks = _instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics") and "_target_" in cfg.metrics:
-        callbacks.insert(0, instantiate(cfg.metrics, _convert_="all"))
+        callbacks.insert(0, _evaluation_callback(cfg.metrics, datamodule))
     # The non-finite guard first, so a diverged step is neither evaluated nor sampled nor saved; preemption
     # next, so a stop signal saves right after the iteration, before slower per-step callbacks.
     callbacks.sort(
@@ -98,7 +107,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     plugins: list[Any] = [AtomicCheckpointIO()]
     if cfg.trainer.get("sync_batchnorm"):
         plugins.append(CrossReplicaBatchNormSync())  # BigGAN's batch norms too, and on CPUs (gloo)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=plugins)
+    try:
+        trainer = instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=plugins,
+            **_progress_bar_switch(cfg, callbacks),
+        )
+    except Exception as e:
+        if ganzoo_cause(e) is not None:
+            raise
+        # Lightning's own checks of the trainer's arguments: one line naming the group, not a traceback.
+        cause = e.__cause__ or e
+        raise ConfigError(
+            f"the trainer settings are invalid ({type(cause).__name__}: {cause}): fix the trainer.* value "
+            "(`python -m ganzoo.train --cfg job` prints them all)"
+        ) from None
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -123,8 +148,39 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def _evaluation_callback(metrics: DictConfig, datamodule: Any) -> Any:
+    """The ``metrics`` callback, after checking that its evaluator can work on this data.
+
+    An evaluator classifier needs labels; Inception needs its weights file. Either failure is one line that
+    names every choice that works for this data, before any training.
+    """
+    labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+    extractor = OmegaConf.select(metrics, "evaluation.extractor._target_", default="")
+    classifier = False
+    with contextlib.suppress(Exception):  # an unknown class: instantiating it below reports that
+        classifier = bool(extractor) and get_class(extractor) is ClassifierFeatures
+    if classifier:
+        require_labels(datamodule)
+    try:
+        return instantiate(metrics, _convert_="all")
+    except Exception as e:
+        cause = ganzoo_cause(e)
+        if isinstance(cause, InceptionWeightsError):
+            raise cause.for_run(labelled=labelled, training=True) from None
+        raise
+
+
 #: How rank 0 tells the DDP processes it starts (which rerun the command line) which checkpoint it resolved.
 _RESUME_ENV = "GANZOO_RESUME"
+
+
+def _progress_bar_switch(cfg: DictConfig, callbacks: list[Any]) -> dict[str, bool]:
+    """``enable_progress_bar`` for the Trainer: the bar is ``callbacks.progress_bar``; without one (null) there is
+    none, rather than the default bar Lightning adds. ``trainer.enable_progress_bar=false`` removes a configured one
+    (Lightning would refuse the pair)."""
+    if cfg.trainer.get("enable_progress_bar", True) is False:
+        callbacks[:] = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    return {"enable_progress_bar": any(isinstance(cb, ProgressBar) for cb in callbacks)}
 
 
 def _log_on_rank_zero(message: str, *args: Any) -> None:

@@ -89,3 +89,51 @@ def test_train_set_smaller_than_batch(tmp_path: Path):
 def test_invalid_arguments(kwargs: dict, message: str):
     with pytest.raises(ConfigError, match=message):
         FashionMNISTDataModule(**kwargs)
+
+
+def _data_modules(root: Path, no_system_dir: str) -> dict[str, object]:
+    from ganzoo.data.cifar import CIFAR10DataModule
+    from ganzoo.data.paired import PairedImageDataModule
+    from ganzoo.data.unpaired import FashionMNISTDomainsDataModule, UnpairedImageFolderDataModule
+
+    return {
+        "fashion_mnist": FashionMNISTDataModule(str(root), image_size=16, system_dir=no_system_dir, download=False),
+        "fmnist_domains": FashionMNISTDomainsDataModule(str(root), system_dir=no_system_dir, download=False),
+        "cifar10": CIFAR10DataModule(str(root), image_size=32, download=False),
+        "image_folder": ImageFolderDataModule(str(root / "images"), image_size=16),
+        "unpaired": UnpairedImageFolderDataModule(str(root / "horse2zebra"), image_size=16, load_size=16),
+        "paired": PairedImageDataModule(str(root / "facades"), image_size=16, load_size=16),
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("fashion_mnist", "Fashion-MNIST not found"),
+        ("fmnist_domains", "Fashion-MNIST not found"),
+        ("cifar10", "CIFAR-10 not found"),
+        ("image_folder", "images does not exist"),
+        ("unpaired", "horse2zebra/trainA does not exist: run `python -m ganzoo.data.download horse2zebra"),
+        ("paired", "facades does not exist"),
+    ],
+)
+def test_check_available_reports_missing_data_without_reading(
+    name: str, expected: str, tmp_path: Path, no_system_dir: str
+) -> None:
+    # Nothing on disk and no download allowed: the check names what is missing before anything is read.
+    with pytest.raises(DataError, match=expected.replace("(", r"\(")):
+        _data_modules(tmp_path, no_system_dir)[name].check_available()  # type: ignore[attr-defined]
+
+
+def test_check_available_accepts_data_that_is_there(tmp_path: Path, no_system_dir: str) -> None:
+    from tests.data.writers import write_aligned_pairs, write_cifar10, write_fashion_mnist, write_unpaired_folders
+
+    write_fashion_mnist(tmp_path, n_train=20, n_test=10)
+    write_cifar10(tmp_path, n_train=10, n_test=10)
+    write_image_folder(tmp_path / "images", n=4, size=16)
+    write_unpaired_folders(tmp_path / "horse2zebra", n_train_a=2, n_train_b=2, n_test_a=1, n_test_b=1)
+    write_aligned_pairs(tmp_path / "facades", n_train=2, n_val=1, size=16)
+    for module in _data_modules(tmp_path, no_system_dir).values():
+        module.check_available()  # type: ignore[attr-defined]
+    # A download that may still fetch the files is not a reason to stop.
+    FashionMNISTDataModule(str(tmp_path / "empty"), image_size=16, system_dir=no_system_dir).check_available()

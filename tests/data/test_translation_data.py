@@ -145,9 +145,9 @@ def test_missing_and_empty_folders_name_the_folder_and_the_fix(unpaired_root: Pa
     with pytest.raises(DataError) as missing:
         unpaired(root)
     assert str(missing.value) == (
-        f"{root}/testB does not exist: put the val images of domain B there "
-        f"(layout: {root}/trainA, trainB, testA, testB), or set data.data_dir=<dataset folder>, "
-        f"or run `python -m ganzoo.data.download horse2zebra --data-dir {root.parent}`"
+        f"{root}/testB does not exist: run `python -m ganzoo.data.download horse2zebra --data-dir {root.parent}`, "
+        f"or put the val images of domain B there (layout: {root}/trainA, trainB, testA, testB), "
+        "or set data.data_dir=<dataset folder>"
     )
     other = root.parent / "mine"
     (other / "trainA").mkdir(parents=True)
@@ -195,7 +195,7 @@ def test_paired_mismatched_names_are_listed(tmp_path: Path) -> None:
         f"1 in {root}/B/train have no match in {root}/A/train (x): "
         "give each A image and its B image the same file name"
     )
-    with pytest.raises(DataError, match=r"has no images in train: put A\|B side-by-side images in"):
+    with pytest.raises(DataError, match=r"nothing does not exist: put A\|B side-by-side images in"):
         PairedImageDataModule(str(tmp_path / "nothing")).setup()
 
 
@@ -261,13 +261,20 @@ def test_download_cli_offline_fails_fast_with_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("name", ["horse2zebra", "mini_pix2pix", "fmnist_domains", "unpaired", "paired"])
+@pytest.mark.parametrize(
+    "name", ["horse2zebra", "mini_pix2pix", "fmnist_domains", "unpaired", "paired", "image_folder"]
+)
 def test_data_configs_compose(name: str) -> None:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name="train", overrides=[f"data={name}"])
     data = cfg.data
+    # Unlabelled images select Inception FID/IS by themselves; fmnist_domains has a labelled evaluator.
+    extractor = cfg.metrics.evaluation.extractor._target_
+    assert extractor == (
+        "ganzoo.metrics.ClassifierFeatures" if name == "fmnist_domains" else "ganzoo.metrics.InceptionFeatures"
+    )
     assert data.name.replace("_", "").isalnum()
     assert data._target_.startswith("ganzoo.data.")
     if name in ("horse2zebra", "mini_pix2pix"):

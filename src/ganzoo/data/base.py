@@ -118,6 +118,15 @@ class ImageDataModule(L.LightningDataModule):
             raise NotImplementedError(f"{type(self).__name__} must set num_classes")
         return self._num_classes
 
+    def check_available(self) -> None:
+        """Raise a one-line :class:`DataError` now if the data is certainly missing and cannot be downloaded.
+
+        Called by the entry points right after the data module is built, before anything slow or unrelated
+        (evaluator weights, model construction), so that a missing dataset is the first thing a user hears
+        about. Only looks at whether files and folders exist: reading and checking them is :meth:`setup`'s job.
+        The base class cannot tell and checks nothing.
+        """
+
     def _build_datasets(self) -> tuple[Dataset, Dataset]:
         """Return ``(train_set, val_set)``; called once, by the first :meth:`setup`."""
         raise NotImplementedError

@@ -113,6 +113,11 @@ class _CIFARDataModule(ImageDataModule):
     def _torchvision_dataset(self) -> type:
         raise NotImplementedError
 
+    def check_available(self) -> None:
+        """Missing files are an error now only when no download is allowed (``data.download=false``)."""
+        if not self.download:
+            self._check_present()
+
     def prepare_data(self) -> None:
         """Download with torchvision if the extracted folder is incomplete (runs on one process per node)."""
         if self._missing() and self.download:

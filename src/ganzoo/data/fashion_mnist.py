@@ -114,6 +114,11 @@ class FashionMNISTDataModule(ImageDataModule):
             raise self._missing_error()
         return found
 
+    def check_available(self) -> None:
+        """Missing files are an error now only when no download is allowed (``data.download=false``)."""
+        if not self.download and find_split_files(self.search_dirs()) is None:
+            raise self._missing_error()
+
     def prepare_data(self) -> None:
         """Download with torchvision if the files are nowhere to be found (runs on one process per node)."""
         if find_split_files(self.search_dirs()) is None and self.download:

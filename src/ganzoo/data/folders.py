@@ -43,6 +43,13 @@ class FolderIndex:
     class_names: list[str]
 
 
+def missing_folder_error(root: Path) -> DataError:
+    """The one line for an image folder that does not exist."""
+    return DataError(
+        f"image folder {root} does not exist: create it and put images in it, or set data.data_dir=<a folder of images>"
+    )
+
+
 def index_folder(root: Path, use_class_folders: bool = True) -> FolderIndex:
     """Find the images under ``root`` and decide whether its subfolders are classes.
 
@@ -52,10 +59,7 @@ def index_folder(root: Path, use_class_folders: bool = True) -> FolderIndex:
     images found recursively are unlabeled.
     """
     if not root.is_dir():
-        raise DataError(
-            f"image folder {root} does not exist: create it and put images in it, "
-            "or set data.data_dir=<a folder of images>"
-        )
+        raise missing_folder_error(root)
     entries = sorted(root.iterdir())
     top_level = [p for p in entries if p.is_file() and is_image_file(p)]
     per_class = {d.name: list_images(d) for d in entries if d.is_dir() and not d.name.startswith(".")}
@@ -157,6 +161,11 @@ class ImageFolderDataModule(ImageDataModule):
         self.val_fraction = val_fraction
         self._requested_num_classes = num_classes
         self._index: FolderIndex | None = None
+
+    def check_available(self) -> None:
+        """The folder must exist (whether it holds images is checked when it is indexed)."""
+        if not self.data_dir.is_dir():
+            raise missing_folder_error(self.data_dir)
 
     def _folder_index(self) -> FolderIndex:
         if self._index is None:

@@ -176,11 +176,17 @@ class PairedImageDataModule(UnpairedDataModule):
         fix = "or set data.data_dir=<dataset folder>"
         if self.data_dir.name in CYCLEGAN_DATASETS:
             fix += f", or run `python -m ganzoo.data.download {self.data_dir.name} --data-dir {self.data_dir.parent}`"
+        problem = "does not exist" if not self.data_dir.is_dir() else f"has no {what}"
         return DataError(
-            f"{self.data_dir} has no {what}: put A|B side-by-side images in {self.data_dir}/train and "
+            f"{self.data_dir} {problem}: put A|B side-by-side images in {self.data_dir}/train and "
             f"{self.data_dir}/val (or test), or matching files in {self.data_dir}/A/train and "
             f"{self.data_dir}/B/train (and val or test), {fix}"
         )
+
+    def check_available(self) -> None:
+        """The dataset folder must exist (its layout is checked when it is read)."""
+        if not self.data_dir.is_dir():
+            raise self._missing("images")
 
     def _pairs(self, split: str) -> list[tuple[Path, Path | None]]:
         root = self.data_dir

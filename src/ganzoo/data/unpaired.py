@@ -242,7 +242,8 @@ class UnpairedDataModule(ImageDataModule):
 def _missing_folder_error(folder: Path, data_dir: Path, what: str) -> DataError:
     fix = f"put {what} there (layout: {data_dir}/trainA, trainB, testA, testB), or set data.data_dir=<dataset folder>"
     if data_dir.name in CYCLEGAN_DATASETS:
-        fix += f", or run `python -m ganzoo.data.download {data_dir.name} --data-dir {data_dir.parent}`"
+        # The download is the fix most users need, so it comes first.
+        fix = f"run `python -m ganzoo.data.download {data_dir.name} --data-dir {data_dir.parent}`, or {fix}"
     state = "does not exist" if not folder.is_dir() else f"contains no images ({', '.join(IMAGE_EXTENSIONS)})"
     return DataError(f"{folder} {state}: {fix}")
 
@@ -296,6 +297,14 @@ class UnpairedImageFolderDataModule(UnpairedDataModule):
         """The subfolder of ``data_dir`` holding ``domain`` of ``split``: trainA, trainB, testA, testB."""
         return f"{'train' if split == 'train' else self.val_split}{domain}"
 
+    def check_available(self) -> None:
+        """The four domain folders must exist (whether they hold images is checked when they are read)."""
+        for split in SPLITS:
+            for domain in DOMAINS:
+                folder = self.data_dir / self.folder(domain, split)
+                if not folder.is_dir():
+                    raise _missing_folder_error(folder, self.data_dir, f"the {split} images of domain {domain}")
+
     def _build_domains(self) -> dict[tuple[str, str], Dataset]:
         domains: dict[tuple[str, str], Dataset] = {}
         for split in SPLITS:
@@ -334,6 +343,7 @@ class FashionMNISTDomainsDataModule(UnpairedDataModule):
     _missing_error = FashionMNISTDataModule._missing_error
     _locate = FashionMNISTDataModule._locate
     prepare_data = FashionMNISTDataModule.prepare_data
+    check_available = FashionMNISTDataModule.check_available
 
     def __init__(
         self,

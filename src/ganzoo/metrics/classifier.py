@@ -155,6 +155,21 @@ def classifier_from_state(
     return model.eval()
 
 
+def require_labels(datamodule: Any) -> None:
+    """Raise a one-line ConfigError if ``datamodule`` has no labels to train an evaluator classifier on.
+
+    A translation data module may name other, labelled data for its evaluator (``evaluator_data()``); the
+    entry points call this before training so that the mistake is reported before any work.
+    """
+    if hasattr(datamodule, "evaluator_data"):
+        datamodule = datamodule.evaluator_data()
+    if not datamodule.num_classes:
+        raise ConfigError(
+            f"the {datamodule.name} data is unlabeled, so no evaluator classifier can be trained on it: "
+            "use metrics=inception (Inception FID/IS), or train without evaluation: '~metrics'"
+        )
+
+
 def cached_classifier(
     datamodule: Any, cache_dir: str | Path, recipe: ClassifierRecipe, device: torch.device | str
 ) -> tuple[SmallClassifier, float, Path]:
@@ -165,12 +180,8 @@ def cached_classifier(
     data or a changed recipe trains a new classifier instead of reusing a stale one.
     Returns (classifier in eval mode on ``device``, val accuracy, cache file).
     """
+    require_labels(datamodule)
     num_classes = datamodule.num_classes
-    if not num_classes:
-        raise ConfigError(
-            f"the {datamodule.name} data is unlabeled, so no evaluator classifier can be trained on it: "
-            "use metrics=inception"
-        )
     identity = {
         "recipe": asdict(recipe),
         "data": datamodule.fingerprint("train"),

@@ -25,8 +25,45 @@ INCEPTION_URL = (
 INCEPTION_FILENAME = INCEPTION_URL.rsplit("/", 1)[-1]
 
 
+def missing_weights_message(reason: str, target: Path, labelled: bool | None = None, training: bool = True) -> str:
+    """One line naming every way on when the Inception weights cannot be had.
+
+    ``labelled``: whether the run's data has labels, so that the offline classifier evaluator can stand in
+    (None: unknown, offered for labelled data). ``training``: whether skipping evaluation (``'~metrics'``) is
+    a choice, as it is for ``ganzoo.train`` but not for ``ganzoo.evaluate``.
+    """
+    choices = [
+        f"download {INCEPTION_URL} on a machine with network and put it at {target}",
+        "set metrics.evaluation.extractor.weights_path=<file>",
+    ]
+    if labelled is None:
+        choices.append("for labelled data use metrics=classifier (an offline domain FID)")
+    elif labelled:
+        choices.append("use metrics=classifier (an offline domain FID)")
+    if training:
+        choices.append("train without evaluation: '~metrics'")
+    return f"Inception weights for FID/IS/KID are missing ({reason}): {', or '.join(choices)}"
+
+
 class InceptionWeightsError(ConfigError):
-    """The Inception weights are neither on disk nor downloadable."""
+    """The Inception weights are neither on disk nor downloadable.
+
+    Carries ``reason`` and ``target`` so that an entry point that knows the data can name only the choices
+    that work for it (:meth:`for_run`).
+    """
+
+    def __init__(self, message: str = "", *, reason: str = "", target: Path | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.target = target
+
+    def for_run(self, labelled: bool, training: bool) -> InceptionWeightsError:
+        """The same error, its remedies narrowed to a run on labelled or unlabelled data (see
+        :func:`missing_weights_message`); unchanged when it does not come from a missing file."""
+        if self.target is None:
+            return self
+        message = missing_weights_message(self.reason, self.target, labelled=labelled, training=training)
+        return InceptionWeightsError(message, reason=self.reason, target=self.target)
 
 
 def default_weights_path() -> Path:
@@ -35,11 +72,7 @@ def default_weights_path() -> Path:
 
 
 def _missing(reason: str, target: Path) -> InceptionWeightsError:
-    return InceptionWeightsError(
-        f"Inception weights for FID/IS/KID are missing ({reason}): download {INCEPTION_URL} on a machine with "
-        f"network and put it at {target}, or set metrics.evaluation.extractor.weights_path=<file>; "
-        "metrics=classifier gives an offline domain FID instead"
-    )
+    return InceptionWeightsError(missing_weights_message(reason, target), reason=reason, target=target)
 
 
 def resolve_weights(weights_path: str | None = None, download: bool = True, timeout: float = 10.0) -> Path:
