@@ -5,6 +5,14 @@
 
       python -m ganzoo.train +callbacks.poison._target_=tests.faults.PoisonWeights +callbacks.poison.at_step=3
 
+- :class:`RaiseAtStep`: a callback that raises an exception at the end of iteration ``at_step`` (or, with
+  ``inside_step``, in the middle of the next iteration's training step: in its first backward pass)::
+
+      python -m ganzoo.train +callbacks.boom._target_=tests.faults.RaiseAtStep +callbacks.boom.at_step=3
+
+- :class:`BlockCheckpointFolder`: after iteration ``at_step``, replaces the run's checkpoint folder by a regular
+  file of that name, so the next save fails with an OSError as on a full disk (a file in the way stops root too).
+
 - ``python -m tests.faults save-loop``: a process that forks writers saving checkpoints to a path over and
   over, for the test to SIGKILL at chosen moments (one import of torch for any number of kills). Protocol,
   one line each: it prints ``ready``; each command ``<atomic|plain> <stall 0|1> <numel> <path>`` on stdin forks
@@ -39,6 +47,39 @@ class PoisonWeights(Callback):
         name, weight = next((n, p) for n, p in pl_module.named_parameters() if n.startswith(self.prefix))
         with torch.no_grad():
             weight.view(-1)[0] = float("nan")
+
+
+class RaiseAtStep(Callback):
+    """Raise ``RuntimeError("boom at step N")`` at the end of iteration ``at_step`` (after the model's updates,
+    before the checkpoint callbacks of that step). With ``inside_step`` it raises instead in the first backward
+    pass of iteration ``at_step + 1``, inside the model's ``training_step``, after which its updates are partial."""
+
+    def __init__(self, at_step: int = 3, inside_step: bool = False) -> None:
+        self.at_step = at_step
+        self.inside_step = inside_step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
+        if not self.inside_step and trainer.global_step == self.at_step:
+            raise RuntimeError(f"boom at step {trainer.global_step}")
+
+    def on_before_backward(self, trainer: Trainer, pl_module: LightningModule, loss: torch.Tensor) -> None:
+        if self.inside_step and trainer.global_step == self.at_step:
+            raise RuntimeError(f"boom inside iteration {trainer.global_step + 1}")
+
+
+class BlockCheckpointFolder(Callback):
+    """After iteration ``at_step``, move the checkpoint folder ``dirpath`` to ``<dirpath>.moved`` and put a regular
+    file in its place: the next save there fails (``FileExistsError`` / ``NotADirectoryError``), like a full disk."""
+
+    def __init__(self, dirpath: str, at_step: int = 3) -> None:
+        self.dirpath = dirpath
+        self.at_step = at_step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
+        if trainer.global_step == self.at_step:
+            os.replace(self.dirpath, f"{self.dirpath}.moved")
+            with open(self.dirpath, "w") as f:
+                f.write("not a folder")
 
 
 class _StallingFile:

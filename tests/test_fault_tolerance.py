@@ -3,6 +3,7 @@ resumes the newest state, and a NaN loss stops the run with the last good checkp
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import random
@@ -23,15 +24,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from ganzoo.callbacks import GANCheckpoint, NonFiniteError, NonFiniteGuard, PreemptionCheckpoint
+from ganzoo.callbacks import FailureCheckpoint, GANCheckpoint, NonFiniteError, NonFiniteGuard, PreemptionCheckpoint
 from ganzoo.callbacks.preemption import PREEMPTED_EXIT_CODE
 from ganzoo.checkpoint import load_checkpoint_file, newest_checkpoint, save_atomic
+from ganzoo.data.sampler import EpochShuffleSampler
 from ganzoo.errors import CheckpointError
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from ganzoo.train import _RESUME_ENV, _resume_checkpoint
 from tests.conftest import QUIET, REPO, cli_env, run_cli
-from tests.faults import PoisonWeights
+from tests.data.writers import write_image_folder
+from tests.faults import PoisonWeights, RaiseAtStep
 
 # ------------------------------------------------------------------------------------------- end to end (CLI)
 
@@ -148,6 +151,138 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_da
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
+def _error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint_file(path)["state_dict"]
+
+
+def test_corrupt_image_mid_run_saves_the_last_iteration_and_the_fixed_run_resumes_exactly(tmp_path: Path) -> None:
+    # 40 images, batch 8: 5 iterations per epoch, in the order EpochShuffleSampler draws for seed 42. The corrupt
+    # file is the first of batch 3, fetched when iteration 4 starts: the state to save is step 3's, which no
+    # periodic checkpoint holds (they are every 2 iterations).
+    folder = write_image_folder(tmp_path / "imgs", n=40, size=16)
+    files = sorted(folder.glob("*.png"))
+    bad = files[int(EpochShuffleSampler(len(files), seed=42).plan(0)[0][3 * 8])]
+    common = (
+        *QUIET,
+        "~metrics",
+        "data=image_folder",
+        f"data.data_dir={folder}",
+        "data.image_size=16",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "trainer.max_steps=7",  # across the epoch boundary
+    )
+    env = cli_env(tmp_path)
+    run_cli("train", *common, f"hydra.run.dir={tmp_path / 'full'}", env=env)
+
+    good = bad.read_bytes()
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    run_dir = tmp_path / "run"
+    proc = run_cli("train", *common, f"hydra.run.dir={run_dir}", env=env, check=False)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    errors = _error_lines(proc)
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert str(bad) in errors[0] and "remove or replace this file" in errors[0], errors[0]
+    assert f"the state at step 3 (the last completed iteration) is saved in {last}" in errors[0], errors[0]
+    assert f"resume with the same command plus hydra.run.dir={run_dir} ckpt_path=last" in errors[0]
+    assert load_checkpoint_file(last)["global_step"] == 3
+    assert sorted(os.listdir(last.parent)) == ["last.ckpt", "step_0000002.ckpt"]
+    assert errors[0] in (run_dir / "train.log").read_text()  # the run's log has the error too
+
+    # Fixed: the suggested command continues from step 3, and ends where the uninterrupted run ended.
+    bad.write_bytes(good)
+    proc = run_cli("train", *common, f"hydra.run.dir={run_dir}", "ckpt_path=last", env=env)
+    assert f"ckpt_path=last: resuming from {last} (step 3)" in proc.stdout + proc.stderr
+    full, resumed = _weights(tmp_path / "full" / "checkpoints" / "last.ckpt"), _weights(last)
+    assert load_checkpoint_file(last)["global_step"] == 7
+    for name in full:
+        assert torch.equal(full[name], resumed[name]), f"{name} differs from the uninterrupted run"
+
+
+def test_exception_in_a_callback_saves_its_step_and_goes_to_the_run_log(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "train",
+        *QUIET,
+        "~metrics",
+        "trainer.max_steps=8",
+        "+callbacks.boom._target_=tests.faults.RaiseAtStep",
+        "+callbacks.boom.at_step=3",
+        f"hydra.run.dir={run_dir}",
+        env=cli_env(tiny_data_dir),
+        check=False,
+    )
+    # Not a ganzoo error: a bug in a callback keeps its traceback, and the state is saved all the same.
+    assert proc.returncode == 1 and "RuntimeError: boom at step 3" in proc.stderr, proc.stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert load_checkpoint_file(last)["global_step"] == 3
+    log = (run_dir / "train.log").read_text()
+    said = "training stopped at step 3 by an unexpected RuntimeError (a bug: please report it with the traceback); "
+    assert said + f"the state at step 3 (the last completed iteration) is saved in {last}" in log, log[-3000:]
+    assert "RuntimeError: boom at step 3" in log  # the traceback, in the log file
+
+
+def test_failed_periodic_save_tries_last_ckpt_once_and_reports_both(tiny_data_dir: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    proc = run_cli(
+        "train",
+        *QUIET,
+        "~metrics",
+        "trainer.max_steps=8",
+        "+callbacks.full_disk._target_=tests.faults.BlockCheckpointFolder",
+        f"+callbacks.full_disk.dirpath={checkpoints}",
+        "+callbacks.full_disk.at_step=3",
+        f"hydra.run.dir={run_dir}",
+        env=cli_env(tiny_data_dir),
+        check=False,
+    )
+    errors = _error_lines(proc)
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    # The save at step 4 failed; last.ckpt was tried once and failed for the same reason; both are said.
+    assert errors[0].startswith(f"error: cannot write checkpoint {checkpoints / 'step_0000004.ckpt'} ("), errors[0]
+    assert f"saving last.ckpt at step 4 failed too (cannot write checkpoint {checkpoints / 'last.ckpt'}" in errors[0]
+    assert "callbacks.model_checkpoint.dirpath=<a writable folder>" in errors[0]
+    assert errors[0] in (run_dir / "train.log").read_text()
+    assert sorted(os.listdir(f"{checkpoints}.moved")) == ["last.ckpt", "step_0000002.ckpt"]  # nothing half-written
+
+
+@pytest.mark.parametrize("where", ["run_dir", "checkpoints"])
+def test_unwritable_output_folder_is_one_line_before_any_training(
+    where: str, tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    # A path below a regular file cannot be created by anyone, root included (the tests may run as root, for whom
+    # a chmod-protected folder is writable).
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    run_dir = tmp_path / "run"
+    if where == "run_dir":
+        run_dir = blocker / "run"
+        overrides: tuple[str, ...] = ()
+        named, fix = str(run_dir), "pass hydra.run.dir=<a writable folder>"
+    else:
+        overrides = (f"callbacks.model_checkpoint.dirpath={blocker / 'ckpts'}",)
+        named, fix = str(blocker / "ckpts"), "pass callbacks.model_checkpoint.dirpath=<a writable folder>"
+    env = cli_env(tiny_data_dir)
+    common = (*QUIET, "~metrics", "trainer.max_steps=2")
+    proc = run_cli("train", *common, *overrides, f"hydra.run.dir={run_dir}", env=env, check=False)
+    errors = _error_lines(proc)
+    assert proc.returncode == 1 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert named in errors[0] and f"{blocker} is a file, not a folder" in errors[0] and fix in errors[0], errors[0]
+    assert "train/loss" not in proc.stdout + proc.stderr  # stopped before the first iteration
+    assert blocker.read_text() == "a file, not a folder"
+    if where == "checkpoints":
+        assert not (run_dir / "checkpoints").exists() and not (run_dir / "samples").exists()
+        # The suggested override works.
+        fixed = fix.removeprefix("pass ").replace("<a writable folder>", str(tmp_path / "ckpts"))
+        run_cli("train", *common, fixed, f"hydra.run.dir={run_dir}", env=env)
+        assert load_checkpoint_file(tmp_path / "ckpts" / "last.ckpt")["global_step"] == 2
+
+
 # ---------------------------------------------------------------------------------- in-process Lightning runs
 
 
@@ -194,6 +329,26 @@ def test_sigterm_in_process_saves_exits_143_and_restores_the_handler(tmp_path: P
         assert signal.getsignal(signal.SIGTERM) == before and not received
     finally:
         signal.signal(signal.SIGTERM, outer)
+
+
+def test_error_inside_the_training_step_saves_no_half_updated_state(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Raised in iteration 4's first backward pass (D's): its updates are partial, so last.ckpt stays at step 2.
+    with caplog.at_level(logging.WARNING, logger="ganzoo.callbacks.failure"), pytest.raises(RuntimeError):
+        _tiny_fit(tmp_path, 8, [FailureCheckpoint(), RaiseAtStep(at_step=3, inside_step=True)])
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert sorted(os.listdir(last.parent)) == ["last.ckpt", "step_step=2.ckpt"]
+    assert load_checkpoint_file(last)["global_step"] == 2
+    assert "the error came inside iteration 4, whose updates may be partly applied, so that state is not saved" in (
+        caplog.text
+    )
+    assert f"the newest checkpoint is {last} (step 2)" in caplog.text
+    # At a step boundary the same callback saves: last.ckpt at step 3.
+    shutil.rmtree(last.parent)
+    with pytest.raises(RuntimeError, match="boom at step 3"):
+        _tiny_fit(tmp_path, 8, [FailureCheckpoint(), RaiseAtStep(at_step=3)])
+    assert load_checkpoint_file(last)["global_step"] == 3
 
 
 def test_guard_refuses_to_save_non_finite_weights_before_writing(tmp_path: Path) -> None:

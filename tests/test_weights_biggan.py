@@ -7,7 +7,7 @@ that reads the same state dicts by their BigGAN-PyTorch key names.
 from __future__ import annotations
 
 import dataclasses
-import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import torch
 
 from ganzoo.errors import CheckpointError
 from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
+from ganzoo.nets.layers import ClassConditionalBatchNorm
 from ganzoo.weights.biggan import discriminator_from_official, generator_from_official
 from tests.biggan_reference import (
     DConfig,
@@ -45,8 +46,10 @@ D128 = DConfig(resolution=128, ch=8, n_classes=1000, attention="64", sn_eps=1e-6
 
 
 def run_config(sn_eps: float, bn_eps: float = 1e-5, **extra: object) -> dict[str, object]:
-    """What BigGAN-PyTorch's train.py saves as state_dict.pth: counters, numpy best scores and the argparse config."""
+    """What BigGAN-PyTorch's train.py saves as state_dict.pth: counters, numpy best scores and the argparse config,
+    into which train.py has put the activations as ``nn.ReLU`` modules (``utils.activation_dict``)."""
     config = {"SN_eps": sn_eps, "BN_eps": bn_eps, "num_G_SV_itrs": 1, "num_D_SV_itrs": 1, "G_attn": "64", "G_ch": 96}
+    config.update(G_nl="relu", D_nl="ir", G_activation=torch.nn.ReLU(inplace=False), D_activation=torch.nn.ReLU(True))
     config.update(extra)
     return {"itr": 138000, "epoch": 3, "best_IS": np.float64(98.7), "best_FID": np.float32(8.7), "config": config}
 
@@ -147,15 +150,74 @@ def test_bn_eps_comes_from_the_run_config_and_overrides_win(tmp_path: Path) -> N
     assert generator_from_official(tmp_path / "G_best2.pth", sn_eps=1e-3).linear.eps == 1e-3
 
 
-def test_unreadable_run_config_is_ignored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+class _Torch1Backend:
+    """Pickles as PyTorch <= 1.1 pickled ``Module._backend``: a call of ``torch.nn.backends.thnn``'s function."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        from torch.nn.backends.thnn import _get_thnn_function_backend
+
+        return _get_thnn_function_backend, ()
+
+
+@pytest.mark.parametrize("torch1", [False, True], ids=["relu", "relu-pickled-by-torch1"])
+def test_genuine_run_config_with_relu_modules_gives_its_epsilons(tmp_path: Path, torch1: bool) -> None:
+    """A run trained with --BN_eps 1e-3 --SN_eps 1e-6: its state_dict.pth holds nn.ReLU modules in the config."""
+    cfg = dataclasses.replace(I64, bn_eps=1e-3, sn_eps=1e-6)
+    state = generator_state(cfg)
+    torch.save(state, tmp_path / "G_ema.pth")
+    saved = run_config(1e-6, bn_eps=1e-3)
+    if torch1:
+        for key in ("G_activation", "D_activation"):
+            saved["config"][key]._backend = _Torch1Backend()
+    torch.save(saved, tmp_path / "state_dict.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # read, not ignored with a warning
+        net = generator_from_official(tmp_path / "G_ema.pth")
+    assert net.linear.eps == 1e-6
+    assert {m.eps for m in net.modules() if isinstance(m, ClassConditionalBatchNorm)} == {1e-3}
+    assert_same_images(net, state, cfg)
+    # The difference the file makes: the default epsilons give other images.
+    z, y = g_inputs(cfg)
+    with torch.no_grad():
+        assert not torch.allclose(generator_from_official(state)(z, y), generator_forward(state, cfg, z, y), atol=1e-5)
+    d_cfg = dataclasses.replace(D64, sn_eps=1e-6)
+    torch.save(discriminator_state(d_cfg), tmp_path / "D.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = discriminator_from_official(tmp_path / "D.pth")
+    assert d.linear.eps == 1e-6
+    assert_same_logits(d, discriminator_state(d_cfg), d_cfg)
+
+
+class _Unknown:
+    """A class no allow-list names."""
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (lambda path: path.write_bytes(b"not a checkpoint"), "cannot be read"),
+        (lambda path: torch.save({"config": {"BN_eps": 1e-3, "x": _Unknown()}}, path), r"holds a .*_Unknown object"),
+        (lambda path: torch.save({"itr": 5}, path), "holds no 'config' dictionary"),
+        (lambda path: torch.save({"config": {"G_ch": 96}}, path), "records none of SN_eps, BN_eps"),
+    ],
+    ids=["garbage", "foreign-class", "no-config", "no-values"],
+)
+def test_unusable_run_config_is_a_visible_warning(tmp_path: Path, write: Callable[[Path], object], reason: str) -> None:
     state = generator_state(CIFAR)
     torch.save(state, tmp_path / "G.pth")
-    (tmp_path / "state_dict.pth").write_bytes(b"not a checkpoint")
-    with caplog.at_level(logging.DEBUG, logger="ganzoo.weights.biggan"):
+    write(tmp_path / "state_dict.pth")
+    with pytest.warns(UserWarning, match=f"ignoring {tmp_path / 'state_dict.pth'}: .*{reason}") as caught:
         net = generator_from_official(tmp_path / "G.pth")
-    assert "state_dict.pth" in caplog.text
+    message = str(caught[0].message)
+    assert "sn_eps= (its SN_eps)" in message and "bn_eps= (its BN_eps)" in message
+    assert caught[0].filename == __file__  # points at the caller's line
     assert net.linear.eps == 1e-12
     assert_same_images(net, state, CIFAR)
+    # Every value passed by the caller: the file is not needed, so nothing to warn about.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        generator_from_official(tmp_path / "G.pth", sn_eps=1e-12, bn_eps=1e-5, num_sv_itrs=1)
 
 
 @pytest.mark.parametrize(("cfg", "counter"), [(I64, 0.0), (I128, 16.0)], ids=["running", "standing"])

@@ -8,6 +8,7 @@ import os
 import pickle
 import re
 import socket
+import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -99,6 +100,34 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def unwritable_reason(directory: str | Path) -> str | None:
+    """Why files cannot be written into ``directory`` (created when missing), or None when they can.
+
+    A real probe, not ``os.access`` (which a read-only file system, ACLs or root's privileges make misleading):
+    in ``directory``, or when it does not exist yet in its nearest existing ancestor, a temporary folder and a
+    file in it are created and removed again. Nothing is left behind, and a missing ``directory`` is not
+    created, so a run directory whose name holds the time is not made twice.
+    """
+    path = Path(os.path.abspath(directory))
+    existing = path
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "a file" if existing.exists() else "a broken link"
+        return f"{existing} is {what}, not a folder"
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".ganzoo-write-probe-", dir=existing))
+        try:
+            fd, name = tempfile.mkstemp(dir=probe)
+            os.close(fd)
+            os.unlink(name)
+        finally:
+            probe.rmdir()
+    except OSError as e:
+        return f"{existing} is not writable ({e.strerror or type(e).__name__})"
+    return None
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from ganzoo.callbacks.guards import checkpoint_dirs
+from ganzoo.checkpoint import checkpoint_step, unwritable_reason
+from ganzoo.errors import CheckpointError, GanzooError
 
 
 class GANCheckpoint(ModelCheckpoint):
@@ -14,8 +20,46 @@ class GANCheckpoint(ModelCheckpoint):
     When ``max_steps`` ends the run, the save happens at the end of that last batch, while the loops'
     state still says "mid-epoch": saved later, in ``on_train_end``, Lightning would already have closed
     the epoch and a resumed run would skip the rest of it. Runs that end otherwise (``max_epochs``) are
-    saved in ``on_train_end``. A crash or Ctrl-C reaches neither: the newest interval checkpoint remains.
+    saved in ``on_train_end``. A run stopped by an error is saved by :class:`~ganzoo.callbacks.FailureCheckpoint`
+    (through :meth:`save_last_now`), a SIGTERM by :class:`~ganzoo.callbacks.PreemptionCheckpoint`.
+
+    Before training starts it checks that its folder can be written (a real write probe), so that an
+    unwritable ``dirpath`` is one error line at once, not a traceback at the first save; a save that fails
+    (a full disk) is a :class:`~ganzoo.errors.CheckpointError` naming the file.
     """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        # Every process checks (no collective): each one then fails at the same point, none waits for another.
+        if stage == "fit" and self.dirpath and (self.save_top_k != 0 or self.save_last):
+            reason = unwritable_reason(self.dirpath)
+            if reason is not None:
+                raise CheckpointError(f"cannot write checkpoints to {self.dirpath}: {reason}; {self._fix(pl_module)}")
+
+    def _fix(self, pl_module: LightningModule) -> str:
+        """The overrides that move this callback's checkpoints elsewhere, in the words of the run's config."""
+        run_config = getattr(pl_module, "run_config", None) or {}
+        here = os.path.abspath(str(self.dirpath))
+        keys = [
+            f"callbacks.{name}.dirpath=<a writable folder>"
+            for name, entry in (run_config.get("callbacks") or {}).items()
+            if isinstance(entry, dict) and entry.get("dirpath") and os.path.abspath(str(entry["dirpath"])) == here
+        ]
+        options = []
+        output_dir = (run_config.get("paths") or {}).get("output_dir")
+        if output_dir and Path(here).is_relative_to(os.path.abspath(str(output_dir))):
+            options.append("hydra.run.dir=<a writable folder>")
+        options.append(" ".join(keys) if keys else "dirpath=<a writable folder> for this checkpoint callback")
+        return "pass " + ", or ".join(options)
+
+    def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
+        try:
+            super()._save_checkpoint(trainer, filepath)
+        except OSError as e:  # a full disk, a folder that went away or became read-only mid-run
+            raise CheckpointError(
+                f"cannot write checkpoint {filepath} ({e.strerror or type(e).__name__}): free space in "
+                f"{os.path.dirname(filepath)} or {self._fix(trainer.lightning_module)}"
+            ) from e
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
         super().on_train_batch_end(trainer, pl_module, *args, **kwargs)
@@ -29,14 +73,48 @@ class GANCheckpoint(ModelCheckpoint):
     def _save_final(self, trainer: Trainer) -> None:
         self.save_last_now(trainer)
 
-    def save_last_now(self, trainer: Trainer) -> str:
-        """Write ``last.ckpt`` for the current step (the end of a run, or a preemption at a step boundary)
-        unless this step is saved already; returns the path of ``last.ckpt`` ("" when there is none)."""
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+    def save_last_now(self, trainer: Trainer, verify: bool = False) -> str:
+        """Write ``last.ckpt`` for the current step (the end of a run, a preemption or an error at a step boundary)
+        unless this step is saved already; returns the path of ``last.ckpt`` ("" when there is none).
+
+        With ``verify`` "saved already" is checked on disk (the step recorded in ``last.ckpt``), not by this
+        callback's bookkeeping, which counts a step as saved once any of its checkpoints was written: after a
+        failed save it may not have been ``last.ckpt``.
+        """
+        if not self.save_last:
+            return ""
+        if verify:
+            if self.last_model_path and _saved_step(self.last_model_path) == trainer.global_step:
+                return self.last_model_path
+            if bool(trainer.fast_dev_run):
+                return ""
+            self._last_global_step_saved = -1  # so the check below does not skip this step
+        if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
             # Marks this step as saved, so on_train_end does not overwrite it with the closed-epoch state.
             self._last_global_step_saved = trainer.global_step
         return self.last_model_path
+
+
+def _saved_step(path: str) -> int | None:
+    try:
+        return checkpoint_step(path) if os.path.isfile(path) else None
+    except GanzooError:
+        return None
+
+
+def save_last_checkpoint(trainer: Trainer, verify: bool = False) -> str:
+    """Write ``last.ckpt`` for the current step through the run's :class:`GANCheckpoint` (or, without one, into
+    the run's checkpoint folder); returns its path, "" when checkpointing is off. Every DDP process must call it
+    (a save has collectives). ``verify``: see :meth:`GANCheckpoint.save_last_now`."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, GANCheckpoint) and callback.save_last:
+            return callback.save_last_now(trainer, verify=verify)
+    if trainer.fast_dev_run:
+        return ""
+    path = str(checkpoint_dirs(trainer)[0] / "last.ckpt")
+    trainer.save_checkpoint(path)
+    return path
 
 
 class BestCheckpoint(GANCheckpoint):

@@ -15,8 +15,8 @@ from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ganzoo.callbacks.checkpoint import GANCheckpoint
-from ganzoo.callbacks.guards import all_reduce, checkpoint_dirs
+from ganzoo.callbacks.checkpoint import save_last_checkpoint
+from ganzoo.callbacks.guards import all_reduce
 
 log = logging.getLogger(__name__)
 
@@ -156,11 +156,4 @@ class PreemptionCheckpoint(Callback):
 
     def _save(self, trainer: Trainer) -> str:
         """Write last.ckpt for this step; every process takes part (the save has collectives)."""
-        for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, GANCheckpoint) and callback.save_last:
-                return callback.save_last_now(trainer)
-        if trainer.fast_dev_run:
-            return ""
-        path = str(checkpoint_dirs(trainer)[0] / "last.ckpt")
-        trainer.save_checkpoint(path)
-        return path
+        return save_last_checkpoint(trainer)

@@ -7,8 +7,9 @@ first block's width, the image channels from the first/last conv, the classes fr
 from ``shared.weight``, ``hier`` and ``dim_z`` from how much wider the conditional-BN inputs are than the
 shared embedding, attention from which blocks have a ``.1.gamma``, ``num_svs`` from the ``u<i>`` buffers,
 D's ``wide`` from its first convs. What the tensors do not hold (``SN_eps``, ``BN_eps``, the power-iteration
-steps) comes from the run's ``state_dict.pth`` next to the file when it can be read, else the defaults;
-keyword overrides win over both. Every file is read with ``torch.load(weights_only=True)``.
+steps) comes from the run's ``state_dict.pth`` next to the file (a visible warning when it is there but cannot
+be used, and the defaults then); keyword overrides win over both. Every file is read with
+``torch.load(weights_only=True)``; for ``state_dict.pth`` with an allow-list of exactly the classes it holds.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,8 @@ def generator_from_official(source: str | Path | StateDict, **overrides: Any) ->
     specs = generator_arch(resolution, ch, attention="0")
     params["attention"] = _attention(state, [s.resolution for s in specs])
     params["num_svs"] = _num_svs(state)
-    params.update(_run_config(source, _G_CONFIG))
+    # Only what the caller did not pass is looked up (and warned about).
+    params.update(_run_config(source, {k: v for k, v in _G_CONFIG.items() if k not in overrides}))
     params.update(overrides)
     return _load(BigGANGenerator, params, state, name, G_FILE)
 
@@ -113,7 +116,7 @@ def discriminator_from_official(source: str | Path | StateDict, **overrides: Any
         "num_svs": _num_svs(state),
         "output_dim": state["linear.weight"].shape[0],
     }
-    params.update(_run_config(source, _D_CONFIG))
+    params.update(_run_config(source, {k: v for k, v in _D_CONFIG.items() if k not in overrides}))
     params.update(overrides)
     return _load(BigGANDiscriminator, params, state, name, D_FILE)
 
@@ -179,9 +182,40 @@ def _numpy_scalar_globals() -> list[Any]:
     return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtype_classes]
 
 
+def _companion_globals() -> list[Any]:
+    """Exactly the classes a BigGAN-PyTorch ``state_dict.pth`` holds beyond plain containers, for a weights-only load.
+
+    Its train.py stores the whole argparse ``config``, into which it has put ``G_activation`` / ``D_activation``:
+    ``nn.ReLU`` modules from ``utils.activation_dict`` (``inplace`` True or False). Modules pickled by PyTorch
+    <= 1.1 also carry a ``_backend`` attribute that unpickles through ``torch.nn.backends.thnn`` (a function kept
+    by PyTorch for exactly this, returning None). Besides those: the numpy scalars of ``best_IS`` / ``best_FID``.
+    An ``nn.ReLU`` holds no code of its own; nothing else from such a file is ever built.
+    """
+    from torch.nn.backends.thnn import _get_thnn_function_backend
+
+    return [*_numpy_scalar_globals(), nn.ReLU, _get_thnn_function_backend]
+
+
+def _companion_unusable(path: Path, reason: str, names: dict[str, str]) -> dict[str, Any]:
+    """Warn that the run config ``path`` is present but unused (which values fall back to defaults); returns {}."""
+    keys = ", ".join(f"{ours}= (its {theirs})" for ours, theirs in names.items())
+    warnings.warn(
+        f"ignoring {path}: {reason}; the values only that file records take ganzoo's defaults, which may differ "
+        f"from the trained ones: pass them as keyword arguments ({keys})",
+        UserWarning,
+        stacklevel=4,
+    )
+    return {}
+
+
 def _run_config(source: str | Path | StateDict, names: dict[str, str]) -> dict[str, Any]:
-    """ganzoo arguments from the ``config`` of the ``state_dict[_suffix].pth`` saved beside ``source``, or {}."""
-    if isinstance(source, dict):
+    """ganzoo arguments from the ``config`` of the ``state_dict[_suffix].pth`` saved beside ``source``, or {}.
+
+    A companion file that is present but cannot be used (unreadable, no ``config``, none of the values) is
+    reported with a :class:`UserWarning`: the import then runs on defaults, which changes the outputs when the
+    run was trained with other epsilons.
+    """
+    if isinstance(source, dict) or not names:
         return {}
     path = Path(source)
     m = re.fullmatch(r"(?:G_ema|G|D)(_.+)?", path.stem)
@@ -189,26 +223,30 @@ def _run_config(source: str | Path | StateDict, names: dict[str, str]) -> dict[s
     found = [path.with_name(c) for c in [*candidates, "state_dict.pth"] if path.with_name(c).is_file()]
     if not found:
         return {}
+    companion = found[0]
     try:
-        safe = getattr(torch.serialization, "safe_globals", None)
-        if safe is None:
-            saved = torch.load(found[0], map_location="cpu", weights_only=True)
-        else:
-            with safe(_numpy_scalar_globals()):
-                saved = torch.load(found[0], map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_companion_globals()):
+            saved = torch.load(companion, map_location="cpu", weights_only=True)
     except Exception as e:
-        log.debug("ignoring %s: it cannot be read with weights_only=True (%s)", found[0], e)
-        return {}
+        detail = str(e).strip().splitlines()
+        unsupported = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        reason = (
+            f"it holds a {unsupported.group(1)} object, which ganzoo does not load"
+            if unsupported
+            else f"it cannot be read ({type(e).__name__}: {detail[0][:120] if detail else 'no detail'})"
+        )
+        return _companion_unusable(companion, reason, names)
     config = saved.get("config") if isinstance(saved, dict) else None
     if not isinstance(config, dict):
-        log.debug("ignoring %s: it holds no 'config' dict", found[0])
-        return {}
+        return _companion_unusable(companion, "it holds no 'config' dictionary", names)
     params: dict[str, Any] = {}
     for ours, theirs in names.items():
         value = config.get(theirs)
         if isinstance(value, int | float) and not isinstance(value, bool):
             params[ours] = int(value) if ours == "num_sv_itrs" else float(value)
-    log.debug("%s gives %s", found[0], params)
+    if not params:
+        return _companion_unusable(companion, f"its config records none of {', '.join(names.values())}", names)
+    log.debug("%s gives %s", companion, params)
     return params
 
 
