@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -12,7 +14,10 @@ from urllib.parse import urlparse
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import Trainer
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 log = logging.getLogger(__name__)
@@ -37,9 +42,135 @@ def _hydra_job() -> Any:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-class _OfflineFallbackWandbLogger(WandbLogger):
+class _IterationSteps:
+    """Logger mixin: every row's step counts the generator updates done when its values were taken.
+
+    Lightning logs a training row with the index of the batch just finished (0 after the first update),
+    while evaluations, sample sheets and checkpoints (``step_0000500.ckpt``) use ``global_step``, the updates
+    done (0 before the first). Lightning's own rows are the ones it gives an ``epoch`` value (it adds that key
+    exactly when the step is its batch counter); those are shifted by one, so ``step=500`` means "after 500
+    iterations" in every row: losses, FID, images, checkpoints.
+    """
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None and "epoch" in metrics:
+            step += 1
+        super().log_metrics(metrics, step)  # type: ignore[misc]
+
+
+class _ContinuedMetricsFile(ExperimentWriter):
+    """Lightning's CSV writer, except that an existing ``metrics.csv`` is continued rather than deleted.
+
+    What is kept is decided by :meth:`continue_from` (called when training starts): rows up to the step the run
+    resumes from; a run starting from scratch replaces the file. Until then (or without that call) every earlier
+    row is kept. The header becomes the union of the old and the new columns.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        self._keep_until: int | None = None
+        self._merged = False
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        # Lightning deletes metrics.csv here; a resumed run appends to it instead (see _merge_existing).
+        pass
+
+    def continue_from(self, step: int) -> None:
+        """Keep the rows of steps <= ``step`` (a resumed run's checkpoint) and drop later ones, which an earlier
+        run logged after its last save; ``step=0`` starts the file over."""
+        self._keep_until = step
+        self._merged = False
+        self._merge_existing()
+
+    def _merge_existing(self) -> None:
+        if self._merged:
+            return
+        self._merged = True
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+        kept = rows if self._keep_until is None else [row for row in rows if self._before_resume(row)]
+        if self._keep_until == 0 or not header:
+            self._fs.rm_file(self.metrics_file_path)
+            return
+        self.metrics_keys = sorted(set(self.metrics_keys) | set(header))
+        if len(kept) != len(rows) or header != self.metrics_keys:
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(kept)
+
+    def _before_resume(self, row: dict[str, str]) -> bool:
+        try:
+            return float(row.get("step") or "nan") <= (self._keep_until or 0)
+        except ValueError:
+            return False
+
+    def save(self) -> None:
+        self._merge_existing()
+        super().save()
+
+    def ensure_file(self) -> None:
+        """Write the header (``step`` and every column seen) when the run logged no row at all."""
+        self._merge_existing()
+        if not self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                csv.DictWriter(file, fieldnames=sorted({"step", *self.metrics_keys})).writeheader()
+
+
+class CSVLogger(_IterationSteps, LightningCSVLogger):
+    """Lightning's ``CSVLogger`` writing ``<save_dir>/<name>/metrics.csv`` with ganzoo's step numbering (a row at
+    step N holds values after N generator updates, training and evaluation alike).
+
+    A run resumed into the same directory (``hydra.run.dir=<run> ckpt_path=last``) appends to the file: the rows
+    up to the resumed checkpoint's step stay, later ones (logged by the earlier run after its last save, so
+    trained again now) are dropped, and new columns join the header. A run that starts from scratch in a
+    directory with a ``metrics.csv`` replaces it. The file exists after every run, also one that logged nothing.
+    """
+
+    def __init__(
+        self,
+        save_dir: str,
+        name: str = "csv",
+        version: str = "",
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 100,
+    ) -> None:
+        super().__init__(
+            save_dir, name=name, version=version, prefix=prefix, flush_logs_every_n_steps=flush_logs_every_n_steps
+        )
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> _ContinuedMetricsFile:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _ContinuedMetricsFile(log_dir=self.log_dir)
+        return self._experiment  # type: ignore[return-value]
+
+    @rank_zero_only
+    def continue_from(self, step: int) -> None:
+        """The run trains from ``step`` (0: from scratch): keep the file's rows up to it, drop the rest."""
+        self.experiment.continue_from(step)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        super().finalize(status)
+        if self._experiment is not None:
+            self._experiment.ensure_file()
+
+
+class TensorBoardLogger(_IterationSteps, LightningTensorBoardLogger):
+    """Lightning's ``TensorBoardLogger`` with ganzoo's step numbering (see :class:`CSVLogger`)."""
+
+
+class _OfflineFallbackWandbLogger(_IterationSteps, WandbLogger):
     """A ``WandbLogger`` whose run goes offline when the server does not answer within ``init_timeout``
-    (no network, a firewall, a W&B outage), instead of failing the training run."""
+    (no network, a firewall, a W&B outage), instead of failing the training run; ganzoo's step numbering
+    (see :class:`CSVLogger`) on its ``trainer/global_step`` axis."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -142,6 +273,6 @@ def log_images(
         if isinstance(logger, WandbLogger):
             arrays = [img.permute(1, 2, 0).squeeze(-1).cpu().numpy() for img in images]
             logger.log_image(key=key, images=arrays, step=step, caption=captions)
-        elif isinstance(logger, TensorBoardLogger):
+        elif isinstance(logger, LightningTensorBoardLogger):
             for i, img in enumerate(images):
                 logger.experiment.add_image(key if len(images) == 1 else f"{key}/{i}", img, global_step=step)
