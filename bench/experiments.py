@@ -1,0 +1,526 @@
+"""``python -m bench.experiments`` (``make results``): train the README's experiments and write its results.
+
+For each experiment (``dcgan_fmnist``, the default run; ``cyclegan_fmnist``; ``biggan_fmnist``) it
+
+1. trains ``python -m ganzoo.train experiment=<name>`` in a subprocess, in ``<runs dir>/<name>`` (a fresh
+   directory: an earlier run there is removed first), and times it;
+2. for the experiments whose README text quotes it, runs ``python -m ganzoo.evaluate ckpt=<run>/checkpoints/
+   last.ckpt`` and records what it reports (the reproduction of the logged value from the checkpoint alone);
+3. reads the run's ``csv/metrics.csv``: the evaluation rows (those with ``val/*`` values, merged per step),
+   the evaluator classifier's measured test accuracy (``evaluator/accuracy_<name>``) and the training losses
+   the text quotes;
+4. copies the run's sheets (``samples/last.png``, ``translations/last.png``, ``class_sheets/last.png``,
+   ``interp_class/last.png``) into ``<docs dir>/images/``, enlarged with nearest-neighbour sampling;
+5. writes the markdown (tables of metric rows x iteration columns, captions, the commit, the machine and the
+   wall time) into the README between ``<!-- results:<name>:begin -->`` and ``<!-- results:<name>:end -->``,
+   and the evaluator's accuracy between ``<!-- results:evaluator:begin/end -->``;
+6. writes ``<docs dir>/results.json`` with the raw values. Experiments not run this time keep their entries.
+
+``--smoke`` runs every experiment with ``debug=smoke`` (3 iterations, tiny evaluations) into a temporary
+directory, and writes a copy of the README there instead of the real one: the whole pipeline in seconds,
+what ``tests/test_results_command.py`` runs. Its numbers mean nothing.
+
+Examples::
+
+    python -m bench.experiments                           # = make results: every experiment, ~26 min on 2 CPU cores
+    python -m bench.experiments --only biggan_fmnist      # = make results ARGS="--only biggan_fmnist"
+    python -m bench.experiments --skip-train              # rebuild the README and images from the existing runs
+    python -m bench.experiments --smoke                   # the pipeline in seconds, README copy in a temp dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Overrides of ``--smoke``: a few iterations with every output, on the CPU.
+SMOKE_OVERRIDES = ("debug=smoke", "trainer.accelerator=cpu")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One table row: a logged key and how the README labels it."""
+
+    key: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """An image sheet of a run (``<run dir>/<source>``), copied to ``docs/images/<target>`` enlarged ``scale``x."""
+
+    source: str
+    target: str
+    scale: int
+    caption: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A README experiment: how it is trained and what of it the README shows."""
+
+    name: str
+    title: str
+    rows: tuple[Row, ...]
+    sheets: tuple[Sheet, ...]
+    #: The metric ``ganzoo.evaluate`` reproduces from ``last.ckpt`` (None: evaluate is not run).
+    evaluate_key: str | None = None
+    #: Sums of training losses whose first and last logged values the text quotes.
+    loss_sums: tuple[tuple[str, ...], ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def train_overrides(self) -> list[str]:
+        return [f"experiment={self.name}"]
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        Experiment(
+            name="dcgan_fmnist",
+            title="**The default run** (`make train` = `python -m ganzoo.train experiment=dcgan_fmnist`: DCGAN, "
+            "Fashion-MNIST 32x32, batch 64, 1500 iterations; 5,000 samples per evaluation)",
+            rows=(
+                Row("val/fid_fmnist", "`val/fid_fmnist`"),
+                Row("val/kid_fmnist", "`val/kid_fmnist`"),
+                Row("val/is_fmnist", "`val/is_fmnist` (max 10)"),
+                Row("val/class_coverage_fmnist", "`val/class_coverage_fmnist`"),
+            ),
+            sheets=(
+                Sheet(
+                    "samples/last.png",
+                    "dcgan_fmnist_default.png",
+                    2,
+                    "`samples/last.png` of that run (enlarged 2x): the fixed latent batch that `SampleGrid` draws at "
+                    "every interval.",
+                ),
+            ),
+            evaluate_key="val/fid_fmnist",
+        ),
+        Experiment(
+            name="cyclegan_fmnist",
+            title="**CycleGAN turns sneakers into ankle boots** (`python -m ganzoo.train experiment=cyclegan_fmnist`: "
+            "6 epochs of batch 16, 4 at lr 2e-4, then 2 of linear decay). The values are for A -> B translations of the test sneakers against the test "
+            "ankle boots",
+            rows=(
+                Row("val/class_accuracy_fmnist", "`val/class_accuracy_fmnist` (share called ankle boots)"),
+                Row("val/fid_fmnist", "`val/fid_fmnist` to the test boots"),
+            ),
+            sheets=(
+                Sheet(
+                    "translations/last.png",
+                    "cyclegan_fmnist.png",
+                    3,
+                    "Each row, for fixed test images: real sneaker | translated to a boot | translated back | real "
+                    "ankle boot | translated to a sneaker | translated back (`translations/last.png` of that run, "
+                    "enlarged 3x).",
+                ),
+            ),
+            evaluate_key="val/fid_fmnist",
+            loss_sums=(("train/loss_cycle_a", "train/loss_cycle_b"),),
+        ),
+        Experiment(
+            name="biggan_fmnist",
+            title="**BigGAN draws the class it is asked for** (`python -m ganzoo.train experiment=biggan_fmnist`: "
+            "ch 16, 2 D steps of batch 32, lr 5e-4, EMA 0.99 from iteration 250, 1000 iterations). Values for 2,000 "
+            "EMA samples, 200 per class; `val/class_accuracy_fmnist` is the share the evaluator assigns to the class "
+            "they were generated for (chance: 0.10)",
+            rows=(
+                Row("val/class_accuracy_fmnist", "`val/class_accuracy_fmnist`"),
+                Row("val/fid_fmnist", "`val/fid_fmnist`"),
+                Row("val/is_fmnist", "`val/is_fmnist` (max 10)"),
+                Row("val/class_entropy_fmnist", "`val/class_entropy_fmnist`"),
+            ),
+            sheets=(
+                Sheet(
+                    "class_sheets/last.png",
+                    "biggan_fmnist.png",
+                    2,
+                    "`class_sheets/last.png` of that run (enlarged 2x): row k is class k (T-shirt, trouser, pullover, "
+                    "dress, coat, sandal, shirt, sneaker, bag, ankle boot), every row from the same 8 latents.",
+                ),
+                Sheet(
+                    "interp_class/last.png",
+                    "biggan_fmnist_interp_class.png",
+                    2,
+                    "`interp_class/last.png` of that run (enlarged 2x): each row holds the latent fixed and walks "
+                    "linearly between two classes' embeddings.",
+                ),
+            ),
+        ),
+    )
+}
+
+EVALUATOR_KEY_PREFIX = "evaluator/accuracy_"
+
+
+# --------------------------------------------------------------------------------------------------- reading runs
+def read_metrics(path: Path) -> list[dict[str, str]]:
+    """The rows of a Lightning CSV log (``csv/metrics.csv``) as dicts of non-empty string values."""
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k and v not in (None, "")} for row in csv.DictReader(f)]
+
+
+def _step(row: dict[str, str]) -> int | None:
+    # The step column is an int, but a logger may write it as a float ("250.0").
+    try:
+        return int(float(row["step"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def evaluations(rows: Sequence[dict[str, str]], prefix: str = "val/") -> dict[int, dict[str, float]]:
+    """``{step: {key: value}}`` of every evaluation: rows with ``prefix`` values, merged per step (a later row of
+    the same step wins, as after a resume)."""
+    out: dict[int, dict[str, float]] = {}
+    for row in rows:
+        step = _step(row)
+        values = {k: float(v) for k, v in row.items() if k.startswith(prefix)}
+        if step is not None and values:
+            out.setdefault(step, {}).update(values)
+    return dict(sorted(out.items()))
+
+
+def evaluator_accuracy(rows: Sequence[dict[str, str]]) -> tuple[str, float] | None:
+    """(key, value) of the evaluator classifier's measured accuracy on the val (= test) split, if logged."""
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith(EVALUATOR_KEY_PREFIX):
+                return key, float(value)
+    return None
+
+
+def loss_series(rows: Sequence[dict[str, str]], keys: Sequence[str]) -> list[tuple[int, float]]:
+    """(step, sum of ``keys``) for every row that logs all of them."""
+    series = []
+    for row in rows:
+        step = _step(row)
+        if step is not None and all(k in row for k in keys):
+            series.append((step, sum(float(row[k]) for k in keys)))
+    return series
+
+
+# ------------------------------------------------------------------------------------------------------ formatting
+def fmt(value: float) -> str:
+    """Three significant digits, at least one decimal: 631.7, 82.8, 8.89, 0.994."""
+    size = abs(value)
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def column_labels(steps: Sequence[int]) -> list[str]:
+    """``0 (untrained)``, the interval steps, and ``N (end)`` when the last step is off the interval."""
+    labels = []
+    interval = steps[1] - steps[0] if len(steps) > 1 else 0
+    for i, step in enumerate(steps):
+        if step == 0:
+            labels.append("0 (untrained)")
+        elif i == len(steps) - 1 and interval and step % interval:
+            labels.append(f"{step:,} (end)")
+        else:
+            labels.append(f"{step:,}")
+    return labels
+
+
+def markdown_table(evals: dict[int, dict[str, float]], rows: Sequence[Row]) -> str:
+    """Metric rows x iteration columns; a value an evaluation did not log is ``-``."""
+    steps = list(evals)
+    lines = [
+        "| iteration | " + " | ".join(column_labels(steps)) + " |",
+        "| --- |" + " --- |" * len(steps),
+    ]
+    for row in rows:
+        cells = [fmt(evals[s][row.key]) if row.key in evals[s] else "-" for s in steps]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f"{machine['cpu']}, {machine['cpu_count']} CPU cores ({machine['torch_threads']} torch threads), "
+        f"device {machine['device']}, torch {machine['torch']}, lightning {machine['lightning']}"
+    )
+
+
+def experiment_markdown(exp: Experiment, result: dict[str, Any], image_prefix: str) -> str:
+    """The README block of one experiment from its ``results.json`` entry."""
+    evals = {int(k): v for k, v in result["evaluations"].items()}
+    commit = result["commit"] + (" with uncommitted changes" if result["dirty"] else "")
+    wall_s = result.get("wall_s")
+    wall = f"{minutes(wall_s)} wall time for training and its evaluations" if wall_s else "wall time not measured"
+    parts = [
+        f"{exp.title}; {wall} on {machine_line(result['machine'])}; commit {commit}"
+        + (", smoke settings: the numbers mean nothing" if result.get("smoke") else "")
+        + ":",
+        markdown_table(evals, exp.rows),
+    ]
+    extra = []
+    best = result.get("best")
+    if best:
+        extra.append(
+            f"`checkpoints/best.ckpt` is the iteration-{best['step']:,} generator "
+            f"(`{best['key']}` {fmt(best['value'])})."
+        )
+    for keys, series in zip(exp.loss_sums, result.get("losses", []), strict=False):
+        if len(series) >= 2:
+            (s0, v0), (s1, v1) = series[0], series[-1]
+            names = " + ".join(f"`{k}`" for k in keys)
+            extra.append(f"{names} goes from {v0:.2f} (iteration {s0:,}) to {v1:.2f} (iteration {s1:,}).")
+    reproduced = result.get("evaluate")
+    if reproduced:
+        extra.append(
+            f"`python -m ganzoo.evaluate ckpt=<run>/checkpoints/last.ckpt` prints "
+            f"`{reproduced['key']} = {reproduced['value']:.6g}`; the run logged {reproduced['logged']:.6g} at "
+            f"iteration {reproduced['step']:,}."
+        )
+    if extra:
+        parts.append(" ".join(extra))
+    for sheet in exp.sheets:
+        parts.append(f"![{exp.name}: {sheet.source}]({image_prefix}{sheet.target})\n\n*{sheet.caption}*")
+    return "\n\n".join(parts)
+
+
+def evaluator_markdown(results: dict[str, Any]) -> str | None:
+    """One sentence with the evaluator classifier's measured test accuracy, from the newest run that logged it."""
+    for name in EXPERIMENTS:
+        entry = results.get(name, {}).get("evaluator")
+        if entry:
+            note = " (smoke settings: the number means nothing)" if results[name].get("smoke") else ""
+            return (
+                f"The Fashion-MNIST evaluator classifier's accuracy on the 10,000 test images is "
+                f"**{100 * entry['value']:.1f}%** (`{entry['key']}` in `csv/metrics.csv`, measured when it was "
+                f"trained for the `{name}` run of `make results`){note}."
+            )
+    return None
+
+
+def replace_between_markers(text: str, name: str, body: str) -> str:
+    """``text`` with what lies between ``<!-- results:<name>:begin -->`` and ``...:end -->`` replaced by ``body``."""
+    begin, end = f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"error: the README has no {begin} ... {end} markers: add them where the results go")
+    return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text, count=1)
+
+
+# ---------------------------------------------------------------------------------------------------- the machine
+def git_commit() -> tuple[str, bool]:
+    """(short commit hash, whether the work tree has uncommitted changes); ("unknown", True) outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", True
+    return commit, bool(status.strip())
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(smoke: bool) -> dict[str, Any]:
+    import lightning
+    import torch
+
+    # The runs use trainer.accelerator=auto (the first GPU when there is one); --smoke forces the CPU.
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() and not smoke else "cpu"
+    return {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------ running
+def run_module(module: str, args: Sequence[str], log_path: Path) -> float:
+    """Run ``python -m <module> <args>`` from the repository root, output to ``log_path``; wall seconds."""
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = log_path.read_text().strip().splitlines()[-15:]
+        raise SystemExit(
+            f"error: {module} {' '.join(args)} failed ({proc.returncode}); log {log_path}:\n" + "\n".join(tail)
+        )
+    return elapsed
+
+
+def enlarge(source: Path, target: Path, scale: int) -> None:
+    """Copy a PNG sheet ``scale`` times larger with nearest-neighbour sampling (pixels stay sharp squares)."""
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Image.open(source) as image:
+        image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST).save(target)
+
+
+def best_step(evals: dict[int, dict[str, float]], key: str) -> dict[str, Any] | None:
+    """The trained evaluation with the lowest ``key`` (what ``best.ckpt`` keeps for a ``min`` monitor)."""
+    scores = [(v[key], s) for s, v in evals.items() if s > 0 and key in v]
+    if not scores:
+        return None
+    value, step = min(scores)
+    return {"key": key, "step": step, "value": value}
+
+
+def run_experiment(
+    exp: Experiment, run_dir: Path, overrides: Sequence[str], train: bool, smoke: bool
+) -> dict[str, Any]:
+    """Train (unless ``train`` is False: read an existing run), evaluate and collect one experiment's results."""
+    commit, dirty = git_commit()
+    wall_s = None
+    if train:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        args = [*exp.train_overrides(), *overrides, f"hydra.run.dir={run_dir}"]
+        print(f"{exp.name}: python -m ganzoo.train {' '.join(args)}", flush=True)
+        wall_s = run_module("ganzoo.train", args, run_dir / "results_train.log")
+        print(f"{exp.name}: trained in {minutes(wall_s)}", flush=True)
+    metrics_csv = run_dir / "csv" / "metrics.csv"
+    if not metrics_csv.is_file():
+        raise SystemExit(f"error: {metrics_csv} does not exist: train the experiment first (drop --skip-train)")
+    rows = read_metrics(metrics_csv)
+    evals = evaluations(rows)
+    if not evals:
+        raise SystemExit(f"error: {metrics_csv} holds no val/* values: the run evaluated nothing")
+    result: dict[str, Any] = {
+        "experiment": exp.name,
+        "command": "python -m ganzoo.train " + " ".join([*exp.train_overrides(), *overrides]),
+        "run_dir": str(run_dir),
+        "commit": commit,
+        "dirty": dirty,
+        "machine": machine(smoke),
+        "smoke": smoke,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "evaluations": {str(s): v for s, v in evals.items()},
+    }
+    if wall_s is not None:
+        result["wall_s"] = round(wall_s, 1)
+    accuracy = evaluator_accuracy(rows)
+    if accuracy:
+        result["evaluator"] = {"key": accuracy[0], "value": accuracy[1]}
+    fid_keys = [k for k in next(iter(evals.values())) if k.startswith("val/fid_")]
+    if fid_keys:
+        result["best"] = best_step(evals, fid_keys[0])
+    result["losses"] = [loss_series(rows, keys) for keys in exp.loss_sums]
+    result["losses"] = [[series[0], series[-1]] if series else [] for series in result["losses"]]
+    if exp.evaluate_key:
+        report_path = run_dir / "evaluate_last.json"
+        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        run_module("ganzoo.evaluate", [f"ckpt={ckpt}", f"out={report_path}"], run_dir / "results_evaluate.log")
+        report = json.loads(report_path.read_text())
+        last_step = max(evals)
+        result["evaluate"] = {
+            "key": exp.evaluate_key,
+            "value": float(report["metrics"][exp.evaluate_key]),
+            "logged": evals[last_step][exp.evaluate_key],
+            "step": last_step,
+        }
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.experiments",
+        description="Train the README's experiments and write their tables and sheets into the README (make results).",
+    )
+    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="run only these experiments")
+    parser.add_argument("--smoke", action="store_true", help="debug=smoke runs into a temp dir; README copy there")
+    parser.add_argument("--skip-train", action="store_true", help="rebuild from the existing runs in --runs-dir")
+    parser.add_argument("--runs-dir", type=Path, help="where the runs go (default outputs/results; smoke: temp)")
+    parser.add_argument("--readme", type=Path, help="the README to update (default README.md; smoke: a copy)")
+    parser.add_argument("--docs-dir", type=Path, help="images/ and results.json go here (default docs; smoke: temp)")
+    parser.add_argument("--override", action="append", default=[], help="a Hydra override for every run (repeatable)")
+    args = parser.parse_args(argv)
+
+    names = args.only or list(EXPERIMENTS)
+    if args.smoke:
+        base = Path(tempfile.mkdtemp(prefix="ganzoo-results-smoke-"))
+        runs_dir = args.runs_dir or base / "runs"
+        docs_dir = args.docs_dir or base / "docs"
+        readme = args.readme or base / "README.md"
+        if not readme.exists():
+            readme.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO / "README.md", readme)
+    else:
+        runs_dir = args.runs_dir or REPO / "outputs" / "results"
+        docs_dir = args.docs_dir or REPO / "docs"
+        readme = args.readme or REPO / "README.md"
+    overrides = [*(SMOKE_OVERRIDES if args.smoke else ()), *args.override]
+    runs_dir, docs_dir, readme = runs_dir.resolve(), docs_dir.resolve(), readme.resolve()
+
+    results_path = docs_dir / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    total = time.monotonic()
+    for name in names:
+        exp = EXPERIMENTS[name]
+        run_dir = runs_dir / name
+        result = run_experiment(exp, run_dir, overrides, train=not args.skip_train, smoke=args.smoke)
+        if "wall_s" not in result and name in results:  # --skip-train keeps the wall time the run was measured with
+            result["wall_s"] = results[name].get("wall_s")
+        for sheet in exp.sheets:
+            source = run_dir / sheet.source
+            if not source.is_file():
+                raise SystemExit(f"error: {source} does not exist: the run wrote no {sheet.source}")
+            enlarge(source, docs_dir / "images" / sheet.target, sheet.scale)
+        results[name] = result
+
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    image_prefix = os.path.relpath(docs_dir / "images", readme.parent).replace(os.sep, "/") + "/"
+    text = readme.read_text()
+    for name in names:
+        text = replace_between_markers(text, name, experiment_markdown(EXPERIMENTS[name], results[name], image_prefix))
+    evaluator = evaluator_markdown(results)
+    if evaluator:
+        text = replace_between_markers(text, "evaluator", evaluator)
+    readme.write_text(text)
+    print(f"wrote {readme}, {results_path} and {docs_dir / 'images'} in {minutes(time.monotonic() - total)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
