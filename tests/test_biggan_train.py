@@ -28,6 +28,7 @@ def test_biggan_on_a_labelled_folder_with_two_ddp_processes(tmp_path: Path, eval
     run_dir = tmp_path / "run"
     run_cli(
         "train", *TINY, "data=image_folder", f"data.data_dir={data_dir}", "data.image_size=32", "data.num_classes=3",
+        "metrics=classifier",
         "data.persistent_workers=false", "trainer=ddp_cpu", "trainer.sync_batchnorm=true", *QUIET,
         f"hydra.run.dir={run_dir}", *replica_overrides(tmp_path / "replicas"),
         env=cli_env(tmp_path, GANZOO_CACHE=str(evaluator_cache)), timeout=300,

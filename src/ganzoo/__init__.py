@@ -3,7 +3,7 @@
 Python API::
 
     import ganzoo
-    g = ganzoo.load("outputs/<date>/<time>/checkpoints/last.ckpt")   # or G_ema.pth, netG_epoch_24.pth, ...
+    g = ganzoo.load("outputs/train/runs/<date>_<time>/checkpoints/last.ckpt")   # or G_ema.pth, netG_epoch_24.pth, ...
     ganzoo.save_grid(g.generate(16, seed=0), "grid.png")
 
 - :func:`ganzoo.load` -- a model in eval mode from a ganzoo checkpoint or a reference implementation's weights;

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
-from ganzoo.errors import ConfigError, GanzooError
+from ganzoo.errors import ConfigError, ganzoo_cause
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
@@ -81,16 +81,6 @@ def quiet_library_noise() -> None:
     warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated")
     # torchmetrics' KID and IS keep every feature, which is what ganzoo's evaluation sizes for.
     warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
-
-
-def ganzoo_cause(error: BaseException) -> GanzooError | None:
-    """The GanzooError behind ``error``: itself, or the cause that Hydra's instantiate wrapped."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, GanzooError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def exit_on_ganzoo_error(fn: F) -> F:

@@ -29,3 +29,13 @@ class CheckpointError(GanzooError):
 
 class ConfigError(GanzooError):
     """A configuration value is invalid."""
+
+
+def ganzoo_cause(error: BaseException) -> GanzooError | None:
+    """The GanzooError behind ``error``: itself, or the cause that Hydra's instantiate wrapped."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, GanzooError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -24,11 +24,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganzoo.checkpoint import load_model
-from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, ganzoo_cause, quiet_library_noise
+from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, quiet_library_noise
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square, to_channels
-from ganzoo.errors import ConfigError, DataError
+from ganzoo.errors import ConfigError, DataError, ganzoo_cause
+from ganzoo.loading import resolve_device
 from ganzoo.metrics.evaluation import Evaluation
 from ganzoo.metrics.inception import InceptionWeightsError
 
@@ -136,9 +137,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("pass exactly one of ckpt=<checkpoint> or images=<folder or .npz>")
     if cfg.images is not None and not Path(cfg.images).exists():
         raise DataError(f"images={cfg.images} does not exist: pass a folder of images or an .npz file")
-    device = cfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(cfg.device)
     model = load_model(cfg.ckpt) if cfg.ckpt is not None else None
     run_config = getattr(model, "run_config", None)
     _complete_data(cfg, run_config)

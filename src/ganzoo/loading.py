@@ -36,7 +36,7 @@ def load(
     Example::
 
         import ganzoo
-        g = ganzoo.load("outputs/2024-01-01/12-00-00/checkpoints/last.ckpt")
+        g = ganzoo.load("outputs/train/runs/<date>_<time>/checkpoints/last.ckpt")
         ganzoo.save_grid(g.generate(16, seed=0), "grid.png")
 
     Args:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, require_values
 from ganzoo.errors import ConfigError
 from ganzoo.images import from_uint8, save_grid, to_uint8
-from ganzoo.loading import load
+from ganzoo.loading import load, resolve_device
 from ganzoo.models.truncation import check_truncation
 
 log = logging.getLogger("ganzoo.sample")
@@ -67,10 +67,7 @@ def sample(
         if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
             kind = "an integer" if name == "seed" else "a positive integer"
             raise ConfigError(f"{name}={value!r} is not {kind}: e.g. {name}=100")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device} but this machine has no usable GPU: use device=cpu or device=auto")
+    device = resolve_device(device)
     truncation = check_truncation(truncation)
     model = load_sampler(ckpt, sampling).to(device)
     generator = torch.Generator().manual_seed(seed)

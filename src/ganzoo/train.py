@@ -36,8 +36,8 @@ from ganzoo.callbacks import (
     TranslationGrid,
 )
 from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkpoint
-from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, ganzoo_cause, quiet_library_noise
-from ganzoo.errors import CheckpointError, ConfigError, GanzooError
+from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
 from ganzoo.metrics.classifier import require_labels
 from ganzoo.metrics.extractors import ClassifierFeatures
@@ -176,8 +176,8 @@ _RESUME_ENV = "GANZOO_RESUME"
 
 def _progress_bar_switch(cfg: DictConfig, callbacks: list[Any]) -> dict[str, bool]:
     """``enable_progress_bar`` for the Trainer: the bar is ``callbacks.progress_bar``; without one (null) there is
-    none, rather than the default bar Lightning adds. ``trainer.enable_progress_bar=false`` removes a configured one
-    (Lightning would refuse the pair)."""
+    none, rather than the default bar Lightning adds. A trainer config with ``enable_progress_bar: false``
+    removes a configured one (Lightning would refuse the pair)."""
     if cfg.trainer.get("enable_progress_bar", True) is False:
         callbacks[:] = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     return {"enable_progress_bar": any(isinstance(cb, ProgressBar) for cb in callbacks)}

@@ -23,12 +23,14 @@ from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square
 from ganzoo.errors import ConfigError, DataError
 from ganzoo.images import from_uint8, to_uint8
-from ganzoo.loading import load
+from ganzoo.loading import load, resolve_device
 
 log = logging.getLogger("ganzoo.translate")
 
 
-def translator(ckpt: str | Path, direction: str, device: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
+def translator(
+    ckpt: str | Path, direction: str, device: str | torch.device
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
     """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects.
 
     ``ckpt`` is any file :func:`ganzoo.loading.load` takes that holds a translation model.
@@ -67,8 +69,7 @@ def translate_folder(
     device: str = "auto",
 ) -> list[Path]:
     """Translate every image under ``input_dir`` into ``output_dir`` (same relative paths); returns the outputs."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise DataError(f"input={input_dir} is not a folder: pass a folder of images")

@@ -11,7 +11,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from ganzoo.callbacks.checkpoint import save_last_checkpoint
 from ganzoo.callbacks.guards import NonFiniteError, checkpoint_dirs
 from ganzoo.checkpoint import newest_checkpoint
-from ganzoo.errors import GanzooError
+from ganzoo.errors import GanzooError, ganzoo_cause
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class FailureCheckpoint(Callback):
 
     # ------------------------------------------------------------------------------ reporting
     def _report(self, trainer: Trainer, exception: Exception, note: str) -> None:
-        cause = _ganzoo_cause(exception)
+        cause = ganzoo_cause(exception)
         if cause is not None:
             # The error stays one line (printed by the entry point); what happened to the run's state joins it.
             if note:
@@ -145,16 +145,6 @@ def _newest(trainer: Trainer) -> str:
         f"the newest checkpoint is {path} (step {step}): after the fix, resume with the same command plus "
         f"hydra.run.dir={trainer.default_root_dir} ckpt_path=last"
     )
-
-
-def _ganzoo_cause(error: BaseException) -> GanzooError | None:
-    """The GanzooError the entry point will print: ``error`` itself or one it was raised from."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, GanzooError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def _to_log_files(level: int, message: str, exc_info: Any = None) -> None:
