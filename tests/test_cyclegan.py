@@ -190,6 +190,21 @@ def test_translate_a_folder_from_a_checkpoint_and_from_an_official_file(
         theirs = decode_png(read_file(str(out_official / name))).int()
         assert (ours - theirs).abs().max() <= 1  # the same translation, up to rounding
 
+    # The B -> A generator: as the official code names it, with the default direction (the file's own), and
+    # renamed, with direction=BtoA saying which way it translates; both equal the checkpoint's BtoA.
+    out_b = tmp_path / "out_b"
+    run_cli("translate", f"ckpt={ckpt}", f"input={data_dir / 'testB'}", f"output={out_b}", "direction=BtoA",
+            "image_size=32", env=cli_env(tmp_path))  # fmt: skip
+    torch.save(model.generator_b2a.state_dict(), tmp_path / "latest_net_G_B.pth")
+    torch.save(model.generator_b2a.state_dict(), tmp_path / "zebra2horse.pth")
+    for ckpt_b, extra in (("latest_net_G_B.pth", ()), ("zebra2horse.pth", ("direction=BtoA",))):
+        out_file = tmp_path / f"out_{ckpt_b}"
+        run_cli("translate", f"ckpt={tmp_path / ckpt_b}", f"input={data_dir / 'testB'}", f"output={out_file}",
+                "image_size=32", *extra, env=cli_env(tmp_path))  # fmt: skip
+        for name in sorted(p.relative_to(out_b) for p in out_b.rglob("*.png")):
+            ours = decode_png(read_file(str(out_b / name))).int()
+            assert (ours - decode_png(read_file(str(out_file / name))).int()).abs().max() <= 1
+
     proc = run_cli("translate", f"ckpt={ckpt}", f"input={tmp_path / 'none'}", f"output={out}",
                    env=cli_env(tmp_path), check=False)  # fmt: skip
     assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1].startswith("error: input=")

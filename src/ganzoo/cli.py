@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from ganzoo.checkpoint import unwritable_reason
 from ganzoo.errors import ConfigError, ganzoo_cause
 
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
@@ -117,8 +117,8 @@ def check_writable(path: str | os.PathLike[str], key: str, *, folder: bool = Fal
 
     ``path`` is a file to be written (``folder=False``) or a folder to write files into. Missing parent folders
     are fine (the writer creates them); the nearest one that exists must be a folder in which a file can be
-    created. That is tried with an empty temporary file, removed at once: unlike ``os.access``, this also
-    catches read-only file systems and holds when running as root. An existing ``path`` must be of the right
+    created, tried for real by :func:`ganzoo.checkpoint.unwritable_reason` (also on read-only file systems and as
+    root). An existing ``path`` must be of the right
     kind, and an existing file must open for appending (which leaves it unchanged). Raises a ConfigError that
     names ``key``; returns ``path`` as a :class:`~pathlib.Path`.
     """
@@ -140,15 +140,7 @@ def check_writable(path: str | os.PathLike[str], key: str, *, folder: bool = Fal
             except OSError as e:
                 raise unwritable(e.strerror or type(e).__name__) from None
             return path
-    ancestor = path if path.is_dir() else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise unwritable(f"{ancestor} is a file, not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".ganzoo-write-check-", dir=ancestor)
-    except OSError as e:
-        raise unwritable(f"{ancestor}: {e.strerror or type(e).__name__}") from None
-    os.close(handle)
-    os.unlink(probe)
+    reason = unwritable_reason(path if folder else path.parent)
+    if reason is not None:
+        raise unwritable(reason)
     return path

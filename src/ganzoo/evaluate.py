@@ -30,6 +30,7 @@ from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square, to_channels
 from ganzoo.errors import ConfigError, DataError, ganzoo_cause
 from ganzoo.loading import resolve_device
+from ganzoo.metrics.classifier import has_labels
 from ganzoo.metrics.evaluation import Evaluation
 from ganzoo.metrics.inception import InceptionWeightsError
 
@@ -77,7 +78,7 @@ def load_images(path: str | Path, channels: int, image_size: int) -> tuple[torch
 def _default_metrics(datamodule: Any) -> DictConfig:
     """The evaluator a run on this data gets by default: the offline classifier where there are labels to
     train it on (or labelled data named by ``evaluator_data()``), Inception FID/IS otherwise."""
-    labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+    labelled = has_labels(datamodule)
     return OmegaConf.load(Path(CONFIG_DIR) / "metrics" / f"{'classifier' if labelled else 'inception'}.yaml")
 
 
@@ -125,7 +126,7 @@ def _build_evaluation(cfg: DictConfig, datamodule: Any) -> Evaluation:
     except Exception as e:
         cause = ganzoo_cause(e)
         if isinstance(cause, InceptionWeightsError):
-            labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+            labelled = has_labels(datamodule)
             raise cause.for_run(labelled=labelled, training=False) from None
         raise
 

@@ -129,6 +129,8 @@ class CSVLogger(_IterationSteps, LightningCSVLogger):
     up to the resumed checkpoint's step stay, later ones (logged by the earlier run after its last save, so
     trained again now) are dropped, and new columns join the header. A run that starts from scratch in a
     directory with a ``metrics.csv`` replaces it. The file exists after every run, also one that logged nothing.
+    Which of the two applies is told by :class:`ganzoo.callbacks.MetricsLog` (``callbacks.metrics_log``); without
+    that callback an existing file is continued as it is.
     """
 
     def __init__(

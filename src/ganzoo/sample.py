@@ -87,6 +87,8 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     if out.suffix != ".npz" or out.is_dir():
         raise ConfigError(f"out={cfg.out} must be a file name ending in .npz: e.g. out=samples.npz")
+    if cfg.grid and Path(cfg.grid).suffix.lower() != ".png":
+        raise ConfigError(f"grid={cfg.grid} must be a file name ending in .png: e.g. grid=grid.png")
     if cfg.grid and (not isinstance(cfg.grid_n, int) or cfg.grid_n < 1):
         raise ConfigError(f"grid_n={cfg.grid_n!r} must be a positive integer: e.g. grid_n=64")
     # Before generating: a place that cannot be written would otherwise lose every sample at the end.

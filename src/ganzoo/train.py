@@ -39,7 +39,7 @@ from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkp
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
-from ganzoo.metrics.classifier import require_labels
+from ganzoo.metrics.classifier import has_labels, require_labels
 from ganzoo.metrics.extractors import ClassifierFeatures
 from ganzoo.metrics.inception import InceptionWeightsError
 from ganzoo.settings import check_resume_settings, check_settings
@@ -154,7 +154,7 @@ def _evaluation_callback(metrics: DictConfig, datamodule: Any) -> Any:
     An evaluator classifier needs labels; Inception needs its weights file. Either failure is one line that
     names every choice that works for this data, before any training.
     """
-    labelled = bool(datamodule.num_classes) or hasattr(datamodule, "evaluator_data")
+    labelled = has_labels(datamodule)
     extractor = OmegaConf.select(metrics, "evaluation.extractor._target_", default="")
     classifier = False
     with contextlib.suppress(Exception):  # an unknown class: instantiating it below reports that

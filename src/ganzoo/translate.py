@@ -24,20 +24,27 @@ from ganzoo.data.transforms import resize_square
 from ganzoo.errors import ConfigError, DataError
 from ganzoo.images import from_uint8, to_uint8
 from ganzoo.loading import load, resolve_device
+from ganzoo.models.cyclegan import OneWayTranslator
 
 log = logging.getLogger("ganzoo.translate")
 
 
 def translator(
-    ckpt: str | Path, direction: str, device: str | torch.device
+    ckpt: str | Path, direction: str | None, device: str | torch.device
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
     """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects.
 
-    ``ckpt`` is any file :func:`ganzoo.loading.load` takes that holds a translation model.
+    ``ckpt`` is any file :func:`ganzoo.loading.load` takes that holds a translation model. ``direction`` None
+    means AtoB for a ganzoo checkpoint and the file's own direction for a single generator file (BtoA for
+    ``*G_B.pth``, else AtoB); given for a single generator file, it says which way that generator translates.
     """
     model = load(ckpt, device=device)
     if not hasattr(model, "translate"):
         raise ConfigError(f"{ckpt} is a {type(model).__name__} checkpoint, not a translation model: use ganzoo.sample")
+    if isinstance(model, OneWayTranslator):
+        # A lone generator's file does not record its direction: the user's word decides, else its name.
+        model.direction = direction or model.direction
+    direction = direction or getattr(model, "direction", "AtoB")
     channels = model.source_channels(direction)  # also checks the direction against the model's
     return lambda images: model.translate(images, direction), channels
 
@@ -63,7 +70,7 @@ def translate_folder(
     ckpt: str | Path,
     input_dir: str | Path,
     output_dir: str | Path,
-    direction: str = "AtoB",
+    direction: str | None = None,
     image_size: int | None = 256,
     batch_size: int = 8,
     device: str = "auto",

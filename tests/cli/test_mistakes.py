@@ -152,6 +152,12 @@ MISTAKES = {
         ("grid=", "cannot be written"),
         not_written=("s.npz",),
     ),  # fmt: skip
+    "sample_grid_not_png": Mistake(
+        "sample",
+        ("ckpt={ckpt}", "n=4", "out={tmp}/s.npz", "grid={tmp}/g.jpg"),
+        ("grid={tmp}/g.jpg", ".png", "grid=grid.png"),
+        not_written=("s.npz",),
+    ),  # fmt: skip
     "translate_output_unwritable": Mistake(
         "translate",
         ("ckpt={ckpt}", "input={tmp}/few", "output={tmp}/file/out"),

@@ -155,15 +155,22 @@ def classifier_from_state(
     return model.eval()
 
 
-def require_labels(datamodule: Any) -> None:
-    """Raise a one-line ConfigError if ``datamodule`` has no labels to train an evaluator classifier on.
-
-    A translation data module may name other, labelled data for its evaluator (``evaluator_data()``); the
-    entry points call this before training so that the mistake is reported before any work.
-    """
+def has_labels(datamodule: Any) -> bool:
+    """Whether an evaluator classifier can be trained for ``datamodule``: its own labels, or the labelled data a
+    translation data module names for its evaluator (``evaluator_data()``)."""
     if hasattr(datamodule, "evaluator_data"):
         datamodule = datamodule.evaluator_data()
-    if not datamodule.num_classes:
+    return bool(datamodule.num_classes)
+
+
+def require_labels(datamodule: Any) -> None:
+    """Raise a one-line ConfigError if ``datamodule`` has no labels to train an evaluator classifier on
+    (:func:`has_labels`); the entry points call this before training so that the mistake is reported before
+    any work.
+    """
+    if not has_labels(datamodule):
+        if hasattr(datamodule, "evaluator_data"):
+            datamodule = datamodule.evaluator_data()
         raise ConfigError(
             f"the {datamodule.name} data is unlabeled, so no evaluator classifier can be trained on it: "
             "use metrics=inception (Inception FID/IS), or train without evaluation: '~metrics'"

@@ -190,14 +190,14 @@ class OneWayTranslator(nn.Module):
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
 
-    def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+    def translate(self, images: torch.Tensor, direction: str | None = None) -> torch.Tensor:
         """Translate float images (N, C, H, W) in [-1, 1]; returns float32 (N, C', H, W) in [-1, 1] on the
-        generator's device. ``direction`` must be the generator's own."""
-        return translate_with(self._checked(direction), images, self.device)
+        generator's device. ``direction`` must be the generator's own (None: that one)."""
+        return translate_with(self._checked(direction or self.direction), images, self.device)
 
-    def source_channels(self, direction: str = "AtoB") -> int:
+    def source_channels(self, direction: str | None = None) -> int:
         """The image channels ``translate(images, direction)`` takes."""
-        return self._checked(direction).in_channels
+        return self._checked(direction or self.direction).in_channels
 
     def _checked(self, direction: str) -> nn.Module:
         if direction not in DIRECTIONS:
