@@ -327,14 +327,19 @@ def replace_between_markers(text: str, name: str, body: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- the machine
+#: What this command itself writes into the work tree: not counted as uncommitted changes of the code it runs.
+OWN_OUTPUTS = ("README.md", "docs/images", "docs/results.json")
+
+
 def git_commit() -> tuple[str, bool]:
-    """(short commit hash, whether the work tree has uncommitted changes); ("unknown", True) outside git."""
+    """(short commit hash, whether the work tree has uncommitted changes besides :data:`OWN_OUTPUTS`);
+    ("unknown", True) outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OWN_OUTPUTS)],
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -409,16 +414,22 @@ def run_experiment(
     exp: Experiment, run_dir: Path, overrides: Sequence[str], train: bool, smoke: bool
 ) -> dict[str, Any]:
     """Train (unless ``train`` is False: read an existing run), evaluate and collect one experiment's results."""
+    # The code a run was trained with: recorded in the run dir, so --skip-train reports that, not today's HEAD.
+    code_file = run_dir / "results_commit.json"
     commit, dirty = git_commit()
     wall_s = None
     if train:
         if run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        code_file.write_text(json.dumps({"commit": commit, "dirty": dirty}) + "\n")
         args = [*exp.train_overrides(), *overrides, f"hydra.run.dir={run_dir}"]
         print(f"{exp.name}: python -m ganzoo.train {' '.join(args)}", flush=True)
         wall_s = run_module("ganzoo.train", args, run_dir / "results_train.log")
         print(f"{exp.name}: trained in {minutes(wall_s)}", flush=True)
+    elif code_file.is_file():
+        recorded = json.loads(code_file.read_text())
+        commit, dirty = recorded["commit"], recorded["dirty"]
     metrics_csv = run_dir / "csv" / "metrics.csv"
     if not metrics_csv.is_file():
         raise SystemExit(f"error: {metrics_csv} does not exist: train the experiment first (drop --skip-train)")
