@@ -35,7 +35,7 @@ bench:
 	$(BIN)/python -m bench.throughput $(ARGS)
 
 # The README's results: trains each README experiment (outputs/results/<experiment>), writes the tables between the
-# README's results markers, the sheets to docs/images/ and the raw values to docs/results.json; about 26 minutes on
+# README's results markers, the sheets to docs/images/ and the raw values to docs/results.json; about 25 minutes on
 # 2 CPU cores. ARGS="--only biggan_fmnist" reruns one; ARGS=--smoke checks the pipeline in seconds (README copy).
 results:
 	$(BIN)/python -m bench.experiments $(ARGS)

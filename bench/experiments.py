@@ -22,7 +22,7 @@ what ``tests/test_results_command.py`` runs. Its numbers mean nothing.
 
 Examples::
 
-    python -m bench.experiments                           # = make results: every experiment, ~26 min on 2 CPU cores
+    python -m bench.experiments                           # = make results: every experiment, about 25 min on 2 CPU cores
     python -m bench.experiments --only biggan_fmnist      # = make results ARGS="--only biggan_fmnist"
     python -m bench.experiments --skip-train              # rebuild the README and images from the existing runs
     python -m bench.experiments --smoke                   # the pipeline in seconds, README copy in a temp dir
