@@ -28,11 +28,10 @@ from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, quiet_l
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square, to_channels
-from ganzoo.errors import ConfigError, DataError, ganzoo_cause
+from ganzoo.errors import ConfigError, DataError
 from ganzoo.loading import resolve_device
 from ganzoo.metrics.classifier import has_labels
-from ganzoo.metrics.evaluation import Evaluation
-from ganzoo.metrics.inception import InceptionWeightsError
+from ganzoo.metrics.evaluation import Evaluation, instantiate_for_data
 
 log = logging.getLogger("ganzoo.evaluate")
 
@@ -119,18 +118,6 @@ def _complete_metrics(cfg: DictConfig, run_config: dict[str, Any] | None, datamo
                 evaluation[key] = cfg[key]
 
 
-def _build_evaluation(cfg: DictConfig, datamodule: Any) -> Evaluation:
-    """The evaluation of ``cfg.metrics``; a missing Inception weights file names only the remedies that work here."""
-    try:
-        return instantiate(cfg.metrics.evaluation, _convert_="all")
-    except Exception as e:
-        cause = ganzoo_cause(e)
-        if isinstance(cause, InceptionWeightsError):
-            labelled = has_labels(datamodule)
-            raise cause.for_run(labelled=labelled, training=False) from None
-        raise
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation ``cfg`` describes; returns the report that is also written as JSON."""
     quiet_library_noise()
@@ -146,7 +133,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     datamodule.check_available()
     _complete_metrics(cfg, run_config, datamodule)
-    evaluation = _build_evaluation(cfg, datamodule)
+    evaluation: Evaluation = instantiate_for_data(cfg.metrics.evaluation, datamodule, training=False)
     if model is None:  # read before the (possibly slow) real statistics, so a bad file fails at once
         images, labels = load_images(cfg.images, datamodule.channels, datamodule.image_size)
     datamodule.prepare_data()

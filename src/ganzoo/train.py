@@ -39,9 +39,7 @@ from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkp
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
-from ganzoo.metrics.classifier import has_labels, require_labels
-from ganzoo.metrics.extractors import ClassifierFeatures
-from ganzoo.metrics.inception import InceptionWeightsError
+from ganzoo.metrics.evaluation import instantiate_for_data
 from ganzoo.settings import check_resume_settings, check_settings
 
 log = logging.getLogger("ganzoo.train")
@@ -97,7 +95,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     callbacks = _instantiate_group(cfg.get("callbacks"))
     if cfg.get("metrics") and "_target_" in cfg.metrics:
-        callbacks.insert(0, _evaluation_callback(cfg.metrics, datamodule))
+        callbacks.insert(0, instantiate_for_data(cfg.metrics, datamodule, training=True))
     # The non-finite guard first, so a diverged step is neither evaluated nor sampled nor saved; preemption
     # next, so a stop signal saves right after the iteration, before slower per-step callbacks.
     callbacks.sort(
@@ -146,28 +144,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("samples: %s", grid.last_written)
         _log_best(trainer)
     return metrics
-
-
-def _evaluation_callback(metrics: DictConfig, datamodule: Any) -> Any:
-    """The ``metrics`` callback, after checking that its evaluator can work on this data.
-
-    An evaluator classifier needs labels; Inception needs its weights file. Either failure is one line that
-    names every choice that works for this data, before any training.
-    """
-    labelled = has_labels(datamodule)
-    extractor = OmegaConf.select(metrics, "evaluation.extractor._target_", default="")
-    classifier = False
-    with contextlib.suppress(Exception):  # an unknown class: instantiating it below reports that
-        classifier = bool(extractor) and get_class(extractor) is ClassifierFeatures
-    if classifier:
-        require_labels(datamodule)
-    try:
-        return instantiate(metrics, _convert_="all")
-    except Exception as e:
-        cause = ganzoo_cause(e)
-        if isinstance(cause, InceptionWeightsError):
-            raise cause.for_run(labelled=labelled, training=True) from None
-        raise
 
 
 #: How rank 0 tells the DDP processes it starts (which rerun the command line) which checkpoint it resolved.

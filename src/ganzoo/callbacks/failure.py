@@ -9,8 +9,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
 from ganzoo.callbacks.checkpoint import save_last_checkpoint
-from ganzoo.callbacks.guards import NonFiniteError, checkpoint_dirs
-from ganzoo.checkpoint import newest_checkpoint
+from ganzoo.callbacks.guards import NonFiniteError, newest_saved
 from ganzoo.errors import GanzooError, ganzoo_cause
 
 log = logging.getLogger(__name__)
@@ -134,10 +133,7 @@ def _inside_training_step(exception: BaseException, pl_module: LightningModule) 
 
 def _newest(trainer: Trainer) -> str:
     """Where the run can resume from instead: its newest checkpoint on disk."""
-    try:
-        newest = newest_checkpoint(checkpoint_dirs(trainer))
-    except GanzooError:
-        newest = None
+    newest = newest_saved(trainer)
     if newest is None:
         return "no checkpoint of this run is on disk"
     path, step = newest

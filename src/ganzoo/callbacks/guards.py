@@ -38,12 +38,17 @@ def checkpoint_dirs(trainer: Trainer) -> list[Path]:
     return dirs or [Path(trainer.default_root_dir) / "checkpoints"]
 
 
+def newest_saved(trainer: Trainer) -> tuple[Path, int] | None:
+    """The run's newest checkpoint on disk and its step, or None when it has none that can be read."""
+    try:
+        return newest_checkpoint(checkpoint_dirs(trainer))
+    except GanzooError:
+        return None
+
+
 def describe_last_good(trainer: Trainer) -> str:
     """'the last good checkpoint is <path> (step N)', or what to do when the run has saved none."""
-    try:
-        newest = newest_checkpoint(checkpoint_dirs(trainer))
-    except GanzooError:
-        newest = None
+    newest = newest_saved(trainer)
     if newest is None:
         return "no checkpoint was saved before it: start again with a lower learning rate"
     path, step = newest

@@ -5,19 +5,24 @@ Used the same way by the training callback (every N steps, under DDP) and by ``p
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
-from ganzoo.errors import ConfigError
+from ganzoo.errors import ConfigError, ganzoo_cause
 from ganzoo.images import to_uint8
+from ganzoo.metrics.classifier import has_labels, require_labels
 from ganzoo.metrics.distributed import process_info, shard, sum_over_processes
-from ganzoo.metrics.extractors import FeatureExtractor
+from ganzoo.metrics.extractors import ClassifierFeatures, FeatureExtractor
 from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
+from ganzoo.metrics.inception import InceptionWeightsError
 from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
 from ganzoo.models.truncation import check_truncation
 
@@ -221,3 +226,28 @@ class Evaluation:
                 yield images[start:stop], labels[start:stop] if labels is not None else None
 
         return self._measure(batches())
+
+
+def instantiate_for_data(config: DictConfig, datamodule: Any, *, training: bool) -> Any:
+    """Build ``config`` (the ``metrics`` callback, or its ``evaluation``) after checking that its evaluator can
+    work on ``datamodule``.
+
+    An evaluator classifier needs labels (:func:`~ganzoo.metrics.classifier.require_labels`); Inception needs its
+    weights file. Either failure is one line that names every choice that works for this data, before any work
+    (``training``: whether training without evaluation, ``'~metrics'``, is one of them).
+    """
+    extractor = OmegaConf.select(config, "extractor._target_") or OmegaConf.select(
+        config, "evaluation.extractor._target_", default=""
+    )
+    classifier = False
+    with contextlib.suppress(Exception):  # an unknown class: instantiating it below reports that
+        classifier = bool(extractor) and get_class(extractor) is ClassifierFeatures
+    if classifier:
+        require_labels(datamodule)
+    try:
+        return instantiate(config, _convert_="all")
+    except Exception as e:
+        cause = ganzoo_cause(e)
+        if isinstance(cause, InceptionWeightsError):
+            raise cause.for_run(labelled=has_labels(datamodule), training=training) from None
+        raise
