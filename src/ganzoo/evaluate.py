@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ganzoo.checkpoint import load_model
 from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.cpus import set_torch_threads
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square, to_channels
@@ -121,6 +122,7 @@ def _complete_metrics(cfg: DictConfig, run_config: dict[str, Any] | None, datamo
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Run the evaluation ``cfg`` describes; returns the report that is also written as JSON."""
     quiet_library_noise()
+    set_torch_threads()
     if (cfg.ckpt is None) == (cfg.images is None):
         raise ConfigError("pass exactly one of ckpt=<checkpoint> or images=<folder or .npz>")
     if cfg.images is not None and not Path(cfg.images).exists():

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig
 
 from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, require_values
+from ganzoo.cpus import set_torch_threads
 from ganzoo.errors import ConfigError
 from ganzoo.images import from_uint8, save_grid, to_uint8
 from ganzoo.loading import load, resolve_device
@@ -83,6 +84,7 @@ def sample(
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
+    set_torch_threads()
     require_values(cfg, ["ckpt"], "python -m ganzoo.sample ckpt=<run dir>/checkpoints/last.ckpt n=1000 out=samples.npz")
     out = Path(cfg.out)
     if out.suffix != ".npz" or out.is_dir():

@@ -37,6 +37,7 @@ from ganzoo.callbacks import (
 )
 from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkpoint
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
+from ganzoo.cpus import set_torch_threads
 from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
 from ganzoo.metrics.evaluation import instantiate_for_data
@@ -62,6 +63,8 @@ def _finish_wandb(exit_code: int = 0) -> None:
 def train(cfg: DictConfig) -> dict[str, float]:
     """Run one training job described by ``cfg``; returns the final logged metrics."""
     quiet_library_noise()
+    # Before anything computes: each process's share of the CPUs (the DDP ranks on CPUs share them).
+    set_torch_threads(cfg.get("trainer"))
     # seed=null draws a seed (shared with DDP workers through PL_GLOBAL_SEED); it is written back into the
     # config, and so into the logged hyperparameters and the data module, so every run can be repeated.
     seed = L.seed_everything(cfg.get("seed"), workers=True)

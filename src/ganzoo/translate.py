@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from ganzoo.cli import CONFIG_DIR, check_writable, exit_on_ganzoo_error, quiet_library_noise, require_values
+from ganzoo.cpus import set_torch_threads
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.transforms import resize_square
@@ -102,6 +103,7 @@ def translate_folder(
 @exit_on_ganzoo_error
 def main(cfg: DictConfig) -> None:
     quiet_library_noise()
+    set_torch_threads()
     require_values(
         cfg,
         ["ckpt", "input", "output"],
