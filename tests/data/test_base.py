@@ -59,7 +59,7 @@ def test_folder_hparams_include_subclass_arguments(tmp_path: Path):
 
 def test_loader_options(tmp_path: Path):
     write_image_folder(tmp_path, n=5, size=32)
-    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, persistent_workers=True)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=2, num_workers=0, persistent_workers=True)
     assert dm.persistent_workers is False, "no persistent workers without workers"
     train, val = dm.train_dataloader(), dm.val_dataloader()  # set up on demand
     assert len(train) == 2 and len(val) == 3
@@ -83,7 +83,7 @@ def test_train_set_smaller_than_batch(tmp_path: Path):
         ({"image_size": 0}, "data.image_size must be a positive integer, got 0: set data.image_size=64"),
         ({"batch_size": 2.5}, "data.batch_size must be a positive integer, got 2.5"),
         ({"channels": 4}, "data.channels must be 1 or 3, got 4"),
-        ({"num_workers": -1}, "data.num_workers must be >= 0"),
+        ({"num_workers": -1}, "data.num_workers must be auto or an integer >= 0, got -1: set data.num_workers=auto"),
     ],
 )
 def test_invalid_arguments(kwargs: dict, message: str):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ganzoo.data.loader_settings import AUTO, LoaderRequest, LoaderSettings, Placement
 from ganzoo.data.sampler import EpochShuffleSampler, process_share
 from ganzoo.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 
 def _check_positive(name: str, value: int, example: str) -> None:
@@ -42,9 +46,15 @@ class ImageDataModule(L.LightningDataModule):
         batch_size: images per batch (both loaders), for the whole run: under DDP each of the ``world_size``
             processes loads ``batch_size // world_size`` (see :attr:`process_batch_size`), so a run learns
             the same way on 1 or 8 GPUs.
-        num_workers: DataLoader worker processes; 0 loads in the main process.
-        pin_memory: pin batches for faster host-to-GPU copies.
-        persistent_workers: keep workers alive between epochs (ignored when num_workers == 0).
+        num_workers: DataLoader worker processes; 0 loads in the main process. ``"auto"``: chosen for the
+            run's device (see :mod:`ganzoo.data.loader_settings`): on an accelerator the CPUs of this process
+            minus one (1 to 8), on a CPU :attr:`cpu_num_workers`.
+        pin_memory: pin batches for faster host-to-GPU copies; ``"auto"``: on a CUDA run. Never requested
+            where no CUDA device exists.
+        persistent_workers: keep workers alive between epochs (ignored when num_workers == 0); ``"auto"``:
+            whenever there are workers.
+        prefetch_factor: batches each worker loads ahead (ignored when num_workers == 0); ``"auto"``: 4 on
+            an accelerator, torch's default (2) on a CPU.
         drop_last: drop the last incomplete train batch (the val loader keeps it).
         flip: random horizontal flips, train set only.
         seed: seeds the train shuffle order, DDP shards, augmentation and any train/val split; None draws one per run.
@@ -62,6 +72,10 @@ class ImageDataModule(L.LightningDataModule):
     dataset_name: ClassVar[str] = "dataset"
     #: Default of ``name``: a short identifier without spaces, for metric keys and cache files.
     short_name: ClassVar[str] = "data"
+    #: What ``num_workers="auto"`` means on a CPU run: 0 when items come from memory, leaving the cores to
+    #: the training step. Image-file data modules set 2, so decoding overlaps with the step; CIFAR keeps the 2
+    #: its CPU runs have always had.
+    cpu_num_workers: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -69,9 +83,10 @@ class ImageDataModule(L.LightningDataModule):
         image_size: int,
         channels: int,
         batch_size: int = 64,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        persistent_workers: bool = False,
+        num_workers: int | Literal["auto"] = AUTO,
+        pin_memory: bool | Literal["auto"] = AUTO,
+        persistent_workers: bool | Literal["auto"] = AUTO,
+        prefetch_factor: int | Literal["auto"] = AUTO,
         drop_last: bool = True,
         flip: bool = False,
         seed: int | None = 0,
@@ -85,8 +100,7 @@ class ImageDataModule(L.LightningDataModule):
         _check_positive("batch_size", batch_size, "64")
         if channels not in (1, 3):
             raise ConfigError(f"data.channels must be 1 or 3, got {channels!r}: set data.channels=1 or data.channels=3")
-        if num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {num_workers}: set data.num_workers=0 or more")
+        self.loader_request = LoaderRequest(num_workers, pin_memory, persistent_workers, prefetch_factor)
         fixed = self.dataset_num_classes
         if num_classes is not None and fixed is not None and num_classes != fixed:
             raise ConfigError(
@@ -97,9 +111,7 @@ class ImageDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.channels = channels
         self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
+        self._loader_settings_logged = False
         self.drop_last = drop_last
         self.flip = flip
         # seed=None (an unseeded run): a different shuffle order each run.
@@ -162,6 +174,34 @@ class ImageDataModule(L.LightningDataModule):
             return 1, 0
         return self.trainer.world_size, self.trainer.global_rank
 
+    def loader_settings(self, placement: Placement | None = None) -> LoaderSettings:
+        """The DataLoader settings for ``placement``; by default the attached trainer's, or this machine's
+        (one process, CUDA when present) outside a trainer. ``auto`` values are resolved, others kept."""
+        return self.loader_request.resolve(placement or self._placement(), self.cpu_num_workers)
+
+    def _placement(self) -> Placement:
+        return Placement.of_trainer(self.trainer) if self.trainer is not None else Placement.of_machine()
+
+    @property
+    def num_workers(self) -> int:
+        """DataLoader workers of this run (``num_workers`` resolved, see :meth:`loader_settings`)."""
+        return self.loader_settings().num_workers
+
+    @property
+    def pin_memory(self) -> bool:
+        """Whether batches are pinned in this run (see :meth:`loader_settings`)."""
+        return self.loader_settings().pin_memory
+
+    @property
+    def persistent_workers(self) -> bool:
+        """Whether workers live across epochs in this run (see :meth:`loader_settings`)."""
+        return self.loader_settings().persistent_workers
+
+    @property
+    def prefetch_factor(self) -> int | None:
+        """Batches each worker loads ahead in this run; None without workers (see :meth:`loader_settings`)."""
+        return self.loader_settings().prefetch_factor
+
     @property
     def process_batch_size(self) -> int:
         """Images per batch in this process: the global ``batch_size`` split evenly over the DDP processes."""
@@ -179,14 +219,20 @@ class ImageDataModule(L.LightningDataModule):
                 sampler.resume(*self._resume_position(sampler))
         elif world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
+        placement = self._placement()
+        settings = self.loader_settings(placement)
+        if not self._loader_settings_logged:
+            self._loader_settings_logged = True
+            if rank == 0:
+                log.info(self.loader_request.describe(settings, placement))
+        # Workers only run __getitem__ on the (index, seed) keys the sampler yields in this process, so
+        # batches are the same with any number of workers, and a resumed sampler resumes them too.
         return DataLoader(
             dataset,
             batch_size=self.process_batch_size,
             sampler=sampler,
             drop_last=train and self.drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            **settings.kwargs(),
         )
 
     def _resume_position(self, sampler: EpochShuffleSampler) -> tuple[int, int]:

@@ -73,6 +73,7 @@ class _CIFARDataModule(ImageDataModule):
     Other args: see :class:`~ganzoo.data.base.ImageDataModule`.
     """
 
+    cpu_num_workers = 2
     folder: ClassVar[str]
     archive: ClassVar[str]
     train_files: ClassVar[tuple[str, ...]]

@@ -140,6 +140,7 @@ class ImageFolderDataModule(ImageDataModule):
 
     dataset_name = "image folder"
     short_name = "folder"
+    cpu_num_workers = 2
 
     def __init__(
         self,

@@ -151,6 +151,7 @@ class PairedImageDataModule(UnpairedDataModule):
 
     dataset_name = "paired images"
     short_name = "paired"
+    cpu_num_workers = 2
 
     def __init__(
         self,

@@ -274,6 +274,7 @@ class UnpairedImageFolderDataModule(UnpairedDataModule):
 
     dataset_name = "unpaired image folders"
     short_name = "unpaired"
+    cpu_num_workers = 2
 
     def __init__(
         self,
