@@ -168,8 +168,8 @@ class PlainCycleGAN:
         self.netG_A, self.netG_B, self.netD_A, self.netD_B = netG_A, netG_B, netD_A, netD_B
         self.gan_mode = gan_mode
         self.lambda_A, self.lambda_B, self.lambda_identity = lambda_A, lambda_B, lambda_identity
-        self.fake_A_pool = ImagePool(pool_size, torch.Generator().manual_seed(1))
-        self.fake_B_pool = ImagePool(pool_size, torch.Generator().manual_seed(2))
+        self.fake_A_pool = ImagePool(pool_size, seed=1)
+        self.fake_B_pool = ImagePool(pool_size, seed=2)
         betas = (beta1, beta2)
         self.optimizer_G = torch.optim.Adam(chain(netG_A.parameters(), netG_B.parameters()), lr=lr, betas=betas)
         self.optimizer_D = torch.optim.Adam(chain(netD_A.parameters(), netD_B.parameters()), lr=lr, betas=betas)

@@ -44,7 +44,7 @@ def test_linear_decay_through_lambdalr_per_epoch() -> None:
 
 
 def test_pool_fills_then_swaps_half_of_the_time() -> None:
-    pool = ImagePool(size=4, generator=torch.Generator().manual_seed(0))
+    pool = ImagePool(size=4, seed=0)
     first = torch.arange(4.0).view(4, 1, 1, 1)
     assert torch.equal(pool.query(first), first)  # filling: returned as they are, all stored
     assert len(pool.images) == 4
@@ -61,7 +61,7 @@ def test_pool_fills_then_swaps_half_of_the_time() -> None:
 def test_pool_of_size_zero_passes_images_through_and_state_round_trips() -> None:
     images = torch.randn(3, 2, 4, 4)
     assert torch.equal(ImagePool(size=0).query(images), images)
-    pool = ImagePool(size=2, generator=torch.Generator().manual_seed(3))
+    pool = ImagePool(size=2, seed=3)
     pool.query(images)
     copy = ImagePool(size=2)
     copy.load_state_dict(pool.state_dict())

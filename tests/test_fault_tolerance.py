@@ -151,6 +151,32 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_da
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
 
 
+def test_nan_loss_between_checks_is_caught_before_the_next_save_and_named(tiny_data_dir: Path, tmp_path: Path) -> None:
+    # The guard reads losses from the device only where the run does something with its state: here no log step
+    # (every 10) and no sheet comes before the checkpoint at step 5, so the NaN of step 4 is seen at that save.
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "train",
+        *QUIET,
+        "~metrics",
+        "trainer.max_steps=12",
+        "trainer.log_every_n_steps=10",
+        "callbacks.model_checkpoint.every_n_train_steps=5",
+        "callbacks.sample_grid.every_n_steps=0",
+        "callbacks.translation_grid.every_n_steps=0",
+        "+callbacks.poison._target_=tests.faults.PoisonWeights",
+        "+callbacks.poison.at_step=3",
+        f"hydra.run.dir={run_dir}",
+        env=cli_env(tiny_data_dir),
+        check=False,
+    )
+    errors = _error_lines(proc)
+    assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
+    assert errors[0].startswith("error: non-finite loss at step 4, found at step 5: train/loss_"), errors[0]
+    assert "no checkpoint was saved before it" in errors[0]
+    assert not (run_dir / "checkpoints").exists() or not os.listdir(run_dir / "checkpoints")
+
+
 def _error_lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
 

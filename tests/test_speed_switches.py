@@ -18,7 +18,7 @@ from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 class Recorder(Callback):
-    """Each step: whether the batch reached the model in NHWC, and the logged losses."""
+    """Each step: whether the batch reached the model in NHWC, and the step's losses."""
 
     def __init__(self) -> None:
         self.channels_last: list[bool] = []
@@ -28,7 +28,7 @@ class Recorder(Callback):
         self.channels_last.append(batch[0].is_contiguous(memory_format=torch.channels_last))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        self.losses.append({k: float(v) for k, v in trainer.callback_metrics.items() if "loss" in k})
+        self.losses.append({k: float(v) for k, v in pl_module.step_values.items() if "loss" in k})
 
 
 def _fit(model: L.LightningModule, batch_size: int, tmp_path: Path) -> Recorder:
@@ -109,3 +109,14 @@ def test_bf16_mixed_precision_trains_with_float32_weights(build, tmp_path: Path)
     trainer.fit(model, data)
     assert len(recorder.losses) == 2 and all(math.isfinite(v) for step in recorder.losses for v in step.values())
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_compile_takes_a_torch_compile_mode_and_refuses_other_values() -> None:
+    from ganzoo.errors import ConfigError
+    from ganzoo.models.base import compile_mode
+
+    settings = (False, None, True, "reduce-overhead")
+    assert [compile_mode(v) for v in settings] == [None, None, "default", "reduce-overhead"]
+    assert _dcgan(compile="max-autotune").compile_networks == "max-autotune"
+    with pytest.raises(ConfigError, match=r"model.compile='fast' is not a torch.compile setting: .*reduce-overhead"):
+        _dcgan(compile="fast")

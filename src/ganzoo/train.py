@@ -40,6 +40,7 @@ from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 from ganzoo.cpus import set_torch_threads
 from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
+from ganzoo.loop import NoProfiler
 from ganzoo.metrics.evaluation import instantiate_for_data
 from ganzoo.settings import check_resume_settings, check_settings
 
@@ -51,6 +52,11 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(entry) for entry in group.values() if entry is not None and "_target_" in entry]
+
+
+def _applies(callback: Any, model: Any) -> bool:
+    applies_to = getattr(callback, "applies_to", None)
+    return applies_to(model) if callable(applies_to) else True
 
 
 def _finish_wandb(exit_code: int = 0) -> None:
@@ -96,7 +102,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
 
-    callbacks = _instantiate_group(cfg.get("callbacks"))
+    # Callbacks with nothing to do in this run (a translation sheet of a DCGAN, a best checkpoint without metrics)
+    # stay out of the trainer: Lightning calls every callback several times per iteration.
+    callbacks = [cb for cb in _instantiate_group(cfg.get("callbacks")) if _applies(cb, model)]
     if cfg.get("metrics") and "_target_" in cfg.metrics:
         callbacks.insert(0, instantiate_for_data(cfg.metrics, datamodule, training=True))
     # The non-finite guard first, so a diverged step is neither evaluated nor sampled nor saved; preemption
@@ -115,6 +123,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             logger=loggers or False,
             plugins=plugins,
             **_progress_bar_switch(cfg, callbacks),
+            **({} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}),
         )
     except Exception as e:
         if ganzoo_cause(e) is not None:

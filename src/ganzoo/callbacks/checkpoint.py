@@ -132,6 +132,10 @@ class BestCheckpoint(GANCheckpoint):
             kwargs.update(save_top_k=0, save_last=False, every_n_train_steps=0)
         super().__init__(monitor=monitor, **kwargs)
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        """Whether it has anything to keep: ``ganzoo.train`` leaves it out of a run without a monitor."""
+        return self.monitor is not None
+
     def _save_final(self, trainer: Trainer) -> None:
         if self.monitor is None or self._should_skip_saving_checkpoint(trainer):
             return

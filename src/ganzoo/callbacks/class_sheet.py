@@ -57,9 +57,12 @@ class ClassSheet(ImageSheetCallback):
             )
         return self.classes
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        return getattr(pl_module, "num_classes", 0) >= 2 and bool(getattr(pl_module, "latent_dim", 0))
+
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         num_classes = getattr(pl_module, "num_classes", 0)
-        if num_classes < 2 or not getattr(pl_module, "latent_dim", 0):
+        if not self.applies_to(pl_module):
             return None
         rows = self.rows(num_classes)
         z = pl_module.sample_latent(

@@ -34,6 +34,12 @@ class ImageSheetCallback(Callback):
         """(uint8 image (C, H, W), caption) for the current step, or None to write nothing."""
         raise NotImplementedError
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        """Whether this sheet shows anything of ``pl_module`` (a sample grid of a translation model does not).
+        ``ganzoo.train`` leaves the callbacks that do not apply out of the trainer: each callback costs every
+        iteration a few calls, whether it acts or not."""
+        return True
+
     def write(self, trainer: Trainer, pl_module: LightningModule) -> Path | None:
         """Write the sheet of the current step and return its path (None when nothing was written)."""
         step = trainer.global_step

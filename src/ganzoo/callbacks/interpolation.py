@@ -61,9 +61,13 @@ class InterpolationSheet(ImageSheetCallback):
         self.truncation = truncation
         self.seed = seed
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        num_classes = getattr(pl_module, "num_classes", 0)
+        return bool(getattr(pl_module, "latent_dim", 0)) and (self.space != "class" or num_classes >= 2)
+
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         num_classes = getattr(pl_module, "num_classes", 0)
-        if not getattr(pl_module, "latent_dim", 0) or (self.space == "class" and num_classes < 2):
+        if not self.applies_to(pl_module):
             return None
         noise = torch.Generator().manual_seed(self.seed)
         z = pl_module.sample_latent(2 * self.num_rows, generator=noise, truncation=self.truncation).cpu()

@@ -6,20 +6,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-
-def is_last_iteration(trainer: Trainer, batch_idx: int) -> bool:
-    """True at the end of the batch that ends the run: ``trainer.max_steps`` reached, or the last batch of the
-    last epoch for runs measured in epochs (CycleGAN's ``max_epochs``)."""
-    if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
-        return True
-    max_epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
-    batches = trainer.num_training_batches
-    return (
-        trainer.max_steps <= 0
-        and 0 < max_epochs <= trainer.current_epoch + 1
-        and batches != float("inf")
-        and batch_idx + 1 >= batches
-    )
+from ganzoo.loop import is_last_iteration
 
 
 class MetricsLog(Callback):

@@ -11,12 +11,13 @@ from types import FrameType
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ganzoo.callbacks.checkpoint import save_last_checkpoint
-from ganzoo.callbacks.guards import all_reduce
+from ganzoo.compat import disable_sigterm_broadcast
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class PreemptionCheckpoint(Callback):
     The signal handler only sets a flag; the decision is taken at the end of the iteration. Under DDP the flag
     is all-reduced there, so every process saves and stops at the same step even when only one of them got the
     signal (``kill <pid>`` of rank 0; SLURM signals them all): no process is left waiting in a collective. The
+    reduction runs on the host over a CPU (gloo) group, so no process waits for its GPU at each iteration. The
     processes rank 0 started itself (Lightning's launcher) exit 0 so that it does not kill the group; the
     run's status is rank 0's.
 
@@ -56,6 +58,7 @@ class PreemptionCheckpoint(Callback):
         self._active = False
         self._previous: dict[signal.Signals, Any] = {}
         self._connector: Any = None
+        self._host_group: Any = None  # the process group the stop flag is reduced over (None: the default one)
 
     # ------------------------------------------------------------------------------ handlers
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -105,6 +108,13 @@ class PreemptionCheckpoint(Callback):
         self._active = True
         self._previous = {}
         self._install()
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            # Every process runs setup: the collective creation of a CPU (gloo) group for the per-iteration flag,
+            # unless the run's own group already is one (CPU DDP).
+            self._host_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+            # This callback takes SIGTERM over from Lightning, whose loop would otherwise broadcast its own (never
+            # set) flag from the device every iteration, making every process wait for its GPU.
+            disable_sigterm_broadcast(trainer)
         # Lightning registers its SIGTERM handler just before the loops start (after on_fit_start) and would
         # chain ours behind its own; put ours back right after it, before DataLoader workers fork with a copy.
         connector = getattr(trainer, "_signal_connector", None)
@@ -130,9 +140,11 @@ class PreemptionCheckpoint(Callback):
     # ----------------------------------------------------------------------------- stopping
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
         stop = self.received is not None
-        if trainer.world_size > 1:
-            flag = torch.tensor([int(stop)], dtype=torch.int32, device=trainer.strategy.root_device)
-            stop = bool(all_reduce(trainer, flag, "max").item())
+        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            # On the host, through the CPU group: GPU processes agree without waiting for their devices.
+            flag = torch.tensor([int(stop)], dtype=torch.int32)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._host_group)
+            stop = bool(flag[0])
         if stop:
             self._save_and_exit(trainer)
 

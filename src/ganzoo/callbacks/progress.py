@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
@@ -24,7 +26,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ganzoo.callbacks.evaluation import EvaluationCallback
-from ganzoo.callbacks.metrics_log import is_last_iteration
+from ganzoo.loop import writes_logs
 
 
 class _Speed(ProgressColumn):
@@ -59,14 +61,31 @@ def short_name(key: str) -> str:
     return key.rsplit("/", 1)[-1]
 
 
+def _bar_values(trainer: Trainer, pl_module: LightningModule) -> dict[str, float]:
+    """The values to show under the bar, by short name: the model's ``progress_bar_values`` from its step values
+    (one host sync for all of them), else Lightning's progress-bar metrics."""
+    names = getattr(pl_module, "progress_bar_values", None)
+    values = getattr(pl_module, "step_values", None)
+    if names is None or values is None:
+        shown = trainer.progress_bar_metrics.items()
+        return {short_name(k): float(v) for k, v in shown if isinstance(v, int | float) and k != "v_num"}
+    present = [name for name in names if name in values]
+    tensors = [name for name in present if isinstance(values[name], torch.Tensor)]
+    read = torch.stack([values[n].reshape(()).float() for n in tensors]).tolist() if tensors else []
+    numbers = dict(zip(tensors, read, strict=True))
+    return {short_name(n): float(numbers[n] if n in numbers else values[n]) for n in present}
+
+
 class IterationProgressBar(ProgressBar):
     """One bar for the whole run: ``123/1500`` generator updates (``trainer.max_steps``; runs measured in epochs
     count ``max_epochs`` x batches per epoch and show the epoch too), elapsed and remaining time, iterations per
-    second, and under it the model's progress-bar values (``self.log(..., prog_bar=True)``, e.g. ``loss_d``,
-    ``loss_g``) and the latest value of the evaluation's monitor (e.g. ``fid_fmnist``).
+    second, and under it the model's progress-bar values (a ganzoo model's ``progress_bar_values``, e.g.
+    ``loss_d``, ``loss_g``; for other LightningModules what they log with ``prog_bar=True``) and the latest value
+    of the evaluation's monitor (e.g. ``fid_fmnist``).
 
-    The values are read only at iterations where Lightning logs anyway (every ``trainer.log_every_n_steps`` and
-    the last one), so the bar adds no device synchronisation to the other steps. On a terminal it redraws
+    The values are read from the device only at iterations whose values are written (every
+    ``trainer.log_every_n_steps`` and the last one), so the bar adds no device synchronisation to the other
+    steps; between those it only moves the count, at most ``refresh_per_second`` times a second. On a terminal it redraws
     ``refresh_per_second`` times a second and log lines are printed above it; in a file or pipe (a batch job's
     log) only its final state is printed, once.
 
@@ -86,6 +105,7 @@ class IterationProgressBar(ProgressBar):
         self._values: dict[str, float] = {}  # the model's progress-bar values
         self._evaluated: dict[str, float] = {}  # the evaluation's monitor
         self._by_epochs = False
+        self._next_redraw = 0.0
         self._redirected: list[tuple[logging.StreamHandler, Any]] = []
 
     # Lightning's ProgressBar interface: disabled on DDP ranks other than 0 and while tuners run.
@@ -145,12 +165,11 @@ class IterationProgressBar(ProgressBar):
         if self._progress is None or self._task is None:
             return
         step = trainer.global_step
-        log_step = trainer.log_every_n_steps > 0 and step % trainer.log_every_n_steps == 0
-        if log_step or trainer.should_stop or is_last_iteration(trainer, batch_idx):
-            # Lightning reads these values for its loggers at this iteration anyway.
-            for key, value in trainer.progress_bar_metrics.items():
-                if isinstance(value, int | float) and key != "v_num":
-                    self._values[short_name(key)] = float(value)
+        if writes_logs(trainer, batch_idx):
+            self._values.update(_bar_values(trainer, pl_module))
+        elif time.monotonic() < self._next_redraw:
+            return  # the count only: rich's update costs more than a small GPU step
+        self._next_redraw = time.monotonic() + 1.0 / max(self.refresh_per_second, 1e-3)
         self._show(trainer, step)
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

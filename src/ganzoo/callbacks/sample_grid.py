@@ -56,6 +56,9 @@ class SampleGrid(ImageSheetCallback):
                 self.num_samples, generator=torch.Generator().manual_seed(self.seed)
             ).cpu()
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        return bool(getattr(pl_module, "latent_dim", 0))
+
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         if self.latents is None:
             return None

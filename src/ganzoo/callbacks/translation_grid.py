@@ -51,6 +51,9 @@ class TranslationGrid(ImageSheetCallback):
             pl_module.translate(fake_a, "AtoB"),
         ]
 
+    def applies_to(self, pl_module: LightningModule) -> bool:
+        return hasattr(pl_module, "translate")
+
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         if self.examples is None:
             return None

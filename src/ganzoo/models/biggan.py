@@ -60,6 +60,8 @@ class BigGAN(NoiseToImageGAN):
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
+    progress_bar_values = ("train/loss_d_real", "train/loss_d_fake", "train/loss_g")
+
     def __init__(
         self,
         generator: nn.Module,
@@ -86,7 +88,7 @@ class BigGAN(NoiseToImageGAN):
         standing_stats: int = 0,
         standing_batch_size: int = 0,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__(channels_last=channels_last, compile=compile)
         for name, value in (
@@ -116,6 +118,7 @@ class BigGAN(NoiseToImageGAN):
         # ((step, device, generator id), copy holding standing statistics). A tuple, not a submodule, so the copy
         # is neither trained, checkpointed nor wrapped by DDP.
         self._standing: tuple[tuple[int, torch.device, int], nn.Module] | None = None
+        self._labels_checked = False
 
     # ----------------------------------------------------------------------------- sampling
     @property
@@ -188,13 +191,20 @@ class BigGAN(NoiseToImageGAN):
         )
         return [opt_g, opt_d]
 
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self._labels_checked = False
+
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # On the host, before the copy: the same check on a GPU tensor would stall every iteration.
-        if self.num_classes > 1 and bool((batch[1] < 0).any()):
-            raise ConfigError(
-                "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
-                "(class subfolders) or model.generator.n_classes=1 for unconditional training"
-            )
+        # The first batch of a run, on the host before the copy: unlabelled data (labels -1) is unlabelled in
+        # every batch, and a check of every batch would cost each iteration a look at its labels.
+        if not self._labels_checked:
+            self._labels_checked = True
+            if self.num_classes > 1 and bool((batch[1] < 0).any()):
+                raise ConfigError(
+                    "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
+                    "(class subfolders) or model.generator.n_classes=1 for unconditional training"
+                )
         return batch
 
     def _real_batches(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -251,14 +261,7 @@ class BigGAN(NoiseToImageGAN):
         if self.ema is not None:
             self.ema.update(self.global_step)
 
-        self.log_dict(
-            {
-                "train/loss_d_real": loss_real.detach(),
-                "train/loss_d_fake": loss_fake.detach(),
-                "train/loss_g": loss_g.detach(),
-            },
-            prog_bar=True,
-        )
+        self.log_step_values({"train/loss_d_real": loss_real, "train/loss_d_fake": loss_fake, "train/loss_g": loss_g})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)

@@ -41,6 +41,8 @@ class CycleGAN(GANModule):
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
+    progress_bar_values = ("train/loss_g", "train/loss_d_a", "train/loss_d_b")
+
     def __init__(
         self,
         generator: Callable[[], nn.Module],
@@ -57,7 +59,7 @@ class CycleGAN(GANModule):
         n_epochs_decay: int = 100,
         epoch_count: int = 1,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__(channels_last=channels_last, compile=compile)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -66,8 +68,8 @@ class CycleGAN(GANModule):
         self.discriminator_a = discriminator()
         self.discriminator_b = discriminator()
         self.loss = adversarial_loss(gan_mode)
-        self.fake_a_pool = ImagePool(pool_size, torch.Generator().manual_seed(1))
-        self.fake_b_pool = ImagePool(pool_size, torch.Generator().manual_seed(2))
+        self.fake_a_pool = ImagePool(pool_size, seed=1)
+        self.fake_b_pool = ImagePool(pool_size, seed=2)
 
     # ----------------------------------------------------------------------- sampling API
     def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
@@ -127,12 +129,10 @@ class CycleGAN(GANModule):
         self.manual_backward(losses["loss_d_a"] + losses["loss_d_b"])
         self.discriminator_step(opt_d)
 
-        logged = {f"train/{name}": value.detach() for name, value in losses.items()}
-        logged["train/loss_g"] = loss_g.detach()
-        on_bar = ("train/loss_g", "train/loss_d_a", "train/loss_d_b")
-        self.log_dict({k: v for k, v in logged.items() if k in on_bar}, prog_bar=True)
-        self.log_dict({k: v for k, v in logged.items() if k not in on_bar})
-        self.log("train/lr", opt_g.param_groups[0]["lr"])
+        logged: dict[str, torch.Tensor | float] = {f"train/{name}": value for name, value in losses.items()}
+        logged["train/loss_g"] = loss_g
+        logged["train/lr"] = opt_g.param_groups[0]["lr"]
+        self.log_step_values(logged)
 
     def _discriminator_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # Halved, as in the official code, so D learns at half the rate of G.

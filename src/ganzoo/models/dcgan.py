@@ -26,6 +26,8 @@ class DCGAN(NoiseToImageGAN):
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
+    progress_bar_values = ("train/loss_d", "train/loss_g")
+
     def __init__(
         self,
         generator: nn.Module,
@@ -35,7 +37,7 @@ class DCGAN(NoiseToImageGAN):
         beta2: float = 0.999,
         real_label: float = 1.0,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
     ) -> None:
         super().__init__(channels_last=channels_last, compile=compile)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
@@ -74,12 +76,11 @@ class DCGAN(NoiseToImageGAN):
             self.manual_backward(loss_g)
         opt_g.step()
 
-        self.log_dict({"train/loss_d": loss_d.detach(), "train/loss_g": loss_g.detach()}, prog_bar=True)
-        # D(x), D(G(z)) before and after the D step: the reference's D(x), D(G(z)) pair (logged, not on the bar).
-        self.log_dict(
-            {
-                "train/d_real": torch.sigmoid(logits_real.detach()).mean(),
-                "train/d_fake": torch.sigmoid(logits_fake.detach()).mean(),
-                "train/d_fake_after": torch.sigmoid(logits_fake_for_g.detach()).mean(),
-            }
-        )
+        values = {"train/loss_d": loss_d, "train/loss_g": loss_g}
+        if self.values_written():
+            # D(x), D(G(z)) before and after the D step: the reference's D(x), D(G(z)) pair (logged, not on the
+            # bar); computed only when written, as their kernels would cost every iteration host time.
+            values["train/d_real"] = torch.sigmoid(logits_real.detach()).mean()
+            values["train/d_fake"] = torch.sigmoid(logits_fake.detach()).mean()
+            values["train/d_fake_after"] = torch.sigmoid(logits_fake_for_g.detach()).mean()
+        self.log_step_values(values)

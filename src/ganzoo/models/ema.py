@@ -38,9 +38,15 @@ class ExponentialMovingAverage:
     def update(self, step: int) -> None:
         decay = self.decay_at(step)
         source = self.source.state_dict()
+        averaged: list[torch.Tensor] = []
+        values: list[torch.Tensor] = []
         for name, average in self.target.state_dict().items():
             value = source[name]
             if decay == 0.0 or not average.is_floating_point():
                 average.copy_(value)
             else:
-                average.lerp_(value.to(average.dtype), 1.0 - decay)
+                averaged.append(average)
+                values.append(value.to(average.dtype))
+        if averaged:
+            # One multi-tensor kernel for all of them instead of a launch per tensor (BigGAN's G has hundreds).
+            torch._foreach_lerp_(averaged, values, 1.0 - decay)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import torch
 
 
@@ -10,15 +13,17 @@ class ImagePool:
 
     While the pool is filling, every image is stored and returned as it is. Once full, each image is
     returned as it is with probability 1/2; otherwise a random stored image is returned in its place and
-    the new one takes that slot (the official CycleGAN rule). ``size=0`` turns the pool off. Draws come
-    from ``generator`` (a CPU torch.Generator), so a run is reproducible and the pool can be checkpointed
-    with :meth:`state_dict`.
+    the new one takes that slot (the official CycleGAN rule). ``size=0`` turns the pool off.
+
+    The draws come from a Python ``random.Random`` seeded with ``seed`` (the official code draws from Python's
+    ``random`` too): a run is reproducible, the pool can be checkpointed with :meth:`state_dict`, and no draw
+    is a tensor, so a query never converts a tensor to a Python number.
     """
 
-    def __init__(self, size: int = 50, generator: torch.Generator | None = None) -> None:
+    def __init__(self, size: int = 50, seed: int = 0) -> None:
         self.size = size
         self.images: list[torch.Tensor] = []
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.random = random.Random(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         """``images`` (N, C, H, W), detached; returns a batch of the same shape."""
@@ -30,19 +35,31 @@ class ImagePool:
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif torch.rand((), generator=self.generator) > 0.5:
-                slot = int(torch.randint(self.size, (), generator=self.generator))
+            elif self.random.random() > 0.5:
+                slot = self.random.randrange(self.size)
                 out.append(self.images[slot].to(image.device))
                 self.images[slot] = image.clone()
             else:
                 out.append(image)
         return torch.cat(out)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
+    def state_dict(self) -> dict[str, Any]:
+        """The stored images (K, C, H, W) on the CPU and the random state (a tuple of ints)."""
         stored = torch.cat(self.images).cpu() if self.images else torch.zeros(0)
-        return {"images": stored, "rng": self.generator.get_state()}
+        return {"images": stored, "random": self.random.getstate()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> None:
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
         stored = state["images"]
         self.images = [image.unsqueeze(0).to(device) for image in stored] if stored.numel() else []
-        self.generator.set_state(state["rng"].clone())
+        if "random" in state:
+            self.random.setstate(_as_state(state["random"]))
+        else:
+            # Checkpoints from before the pool drew from Python's random hold a torch.Generator state ("rng"):
+            # continue from a stream derived from it (the run goes on, though not bit for bit as it would have).
+            self.random.seed(int(torch.as_tensor(state["rng"]).to(torch.int64).sum()))
+
+
+def _as_state(state: Any) -> tuple[Any, ...]:
+    """``random.getstate()`` as saved: lists come back where tuples were (e.g. through JSON-like round trips)."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
