@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 FMNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install train test test-fast lint format clean bench results
+.PHONY: install train test test-fast lint format clean bench gpu-check results
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,15 @@ test:
 test-fast:
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-# Throughput of ganzoo vs a plain PyTorch loop (bench/results/<device>.json and .md); ARGS=--quick for a smoke check.
+# Throughput of ganzoo (python -m ganzoo.train's full stack, and a bare Trainer) vs a plain PyTorch loop, and the
+# per-iteration overhead on tiny networks (bench/results/<device>.json and .md); ARGS=--quick for a smoke check.
 bench:
 	$(BIN)/python -m bench.throughput $(ARGS)
+
+# On one CUDA GPU, in at most 8 minutes: host syncs, throughput (fp32/bf16/channels_last/compile/CUDA graphs),
+# evaluation and DDP (bench/results/gpu.json and .md). Without a GPU it says so and exits 2.
+gpu-check:
+	$(BIN)/python -m bench.gpu_check $(ARGS)
 
 # The README's results: trains each README experiment (outputs/results/<experiment>), writes the tables between the
 # README's results markers, the sheets to docs/images/ and the raw values to docs/results.json; about 25 minutes on
