@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -281,26 +280,6 @@ class Task:
     run: Callable[[float], list[dict[str, Any]]]
     #: What the task measures (model, config, variant; models for the evaluation): for its row when skipped.
     meta: dict[str, Any] = field(default_factory=dict)
-
-
-def _commit() -> str:
-    """The checkout's commit, marked when tracked files differ from it; 'unknown' outside a git checkout."""
-    from bench.throughput import REPO
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=20)
-        if head.returncode != 0:
-            return "unknown (not a git checkout)"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (git not available)"
 
 
 def _versions(device: torch.device) -> dict[str, Any]:
@@ -639,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_GPU, file=sys.stderr)
         return 2
 
-    from bench.throughput import RESULTS_DIR, Variant, choices
+    from bench.throughput import RESULTS_DIR, Variant, choices, commit
 
     args.parts = choices(args.parts, PARTS, "parts")
     args.models = choices(args.models, MODELS, "models")
@@ -668,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {
         "machine": _versions(device),
-        "commit": _commit(),
+        "commit": commit(),
         "budget_s": args.budget,
         "allow_cpu": not cuda,
         "parts": {part: [] for part in PARTS if part in args.parts},
