@@ -26,12 +26,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ganzoo.callbacks import FailureCheckpoint, GANCheckpoint, NonFiniteError, NonFiniteGuard, PreemptionCheckpoint
 from ganzoo.callbacks.preemption import PREEMPTED_EXIT_CODE
-from ganzoo.checkpoint import load_checkpoint_file, newest_checkpoint, save_atomic
+from ganzoo.checkpoint import RESUME_ENV, load_checkpoint_file, newest_checkpoint, resolve_resume, save_atomic
 from ganzoo.data.sampler import EpochShuffleSampler
 from ganzoo.errors import CheckpointError
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganzoo.train import _RESUME_ENV, _resume_checkpoint
 from tests.conftest import QUIET, REPO, cli_env, run_cli
 from tests.data.writers import write_image_folder
 from tests.faults import PoisonWeights, RaiseAtStep
@@ -455,37 +454,37 @@ def _config(output_dir: Path, ckpt_path: str | None, max_steps: int = 10) -> Dic
 def test_ckpt_path_last_and_run_dirs_resolve_to_the_newest_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(_RESUME_ENV, raising=False)
+    monkeypatch.delenv(RESUME_ENV, raising=False)
     run = tmp_path / "run"
-    assert _resume_checkpoint(_config(run, "last")) == (None, False)  # first launch: from scratch
-    monkeypatch.delenv(_RESUME_ENV)
+    assert resolve_resume(_config(run, "last")) == (None, False)  # first launch: from scratch
+    monkeypatch.delenv(RESUME_ENV)
     # Searched: the checkpoint callbacks' folders (not the samples folder) and <run dir>/checkpoints.
     _ckpt(run / "samples" / "step_0000009.ckpt", 9)
     _ckpt(run / "ckpts" / "step_0000004.ckpt", 4)
     newest = _ckpt(run / "checkpoints" / "last.ckpt", 5)
-    assert _resume_checkpoint(_config(run, "last")) == (str(newest), False)
-    monkeypatch.delenv(_RESUME_ENV)
-    assert _resume_checkpoint(_config(tmp_path / "new", str(run))) == (str(newest), False)  # a run dir
-    monkeypatch.delenv(_RESUME_ENV)
-    assert _resume_checkpoint(_config(run, "last", max_steps=5)) == (None, True)  # already complete
+    assert resolve_resume(_config(run, "last")) == (str(newest), False)
+    monkeypatch.delenv(RESUME_ENV)
+    assert resolve_resume(_config(tmp_path / "new", str(run))) == (str(newest), False)  # a run dir
+    monkeypatch.delenv(RESUME_ENV)
+    assert resolve_resume(_config(run, "last", max_steps=5)) == (None, True)  # already complete
     explicit = str(run / "ckpts" / "step_0000004.ckpt")
-    assert _resume_checkpoint(_config(run, explicit, max_steps=5)) == (explicit, False)  # a file: as given
+    assert resolve_resume(_config(run, explicit, max_steps=5)) == (explicit, False)  # a file: as given
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="holds no checkpoint"):
-        _resume_checkpoint(_config(run, str(tmp_path / "empty")))
+        resolve_resume(_config(run, str(tmp_path / "empty")))
 
 
 def test_ddp_processes_take_rank_zeros_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(_RESUME_ENV, raising=False)
+    monkeypatch.delenv(RESUME_ENV, raising=False)
     run = tmp_path / "run"
     first = _ckpt(run / "checkpoints" / "step_0000002.ckpt", 2)
-    assert _resume_checkpoint(_config(run, "last")) == (str(first), False)
+    assert resolve_resume(_config(run, "last")) == (str(first), False)
     # Rank 0 has started its processes (they inherit the environment) and, say, saved a newer checkpoint
     # before one of them resolved ckpt_path: they still load what rank 0 loads.
     _ckpt(run / "checkpoints" / "step_0000004.ckpt", 4)
-    assert _resume_checkpoint(_config(run, "last")) == (str(first), False)
-    monkeypatch.delenv(_RESUME_ENV)
-    assert _resume_checkpoint(_config(run, "last"))[0] == str(run / "checkpoints" / "step_0000004.ckpt")
+    assert resolve_resume(_config(run, "last")) == (str(first), False)
+    monkeypatch.delenv(RESUME_ENV)
+    assert resolve_resume(_config(run, "last"))[0] == str(run / "checkpoints" / "step_0000004.ckpt")
 
 
 # -------------------------------------------------------------------------------------- atomic save, SIGKILL

@@ -1,8 +1,11 @@
-"""Checkpoint files: atomic writes, safe loads, and rebuilding a model from a checkpoint alone."""
+"""Checkpoint files: atomic writes, safe loads, where a run's checkpoints are and which one a run resumes from,
+and rebuilding a model from a checkpoint alone."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import json
 import logging
 import os
 import pickle
@@ -17,7 +20,7 @@ from typing import Any
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from ganzoo.errors import CheckpointError
+from ganzoo.errors import CheckpointError, GanzooError
 
 log = logging.getLogger(__name__)
 
@@ -294,3 +297,106 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
     model.run_config = checkpoint["ganzoo"].get("run_config")
     model.checkpoint_step = int(checkpoint.get("global_step", 0))
     return model.eval()
+
+
+# ------------------------------------------------------------------ where a run's checkpoints are, resuming
+#: How rank 0 tells the DDP processes it starts (which rerun the command line) which checkpoint it resolved.
+RESUME_ENV = "GANZOO_RESUME"
+
+
+def _log_on_rank_zero(message: str, *args: Any) -> None:
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        log.info(message, *args)
+
+
+def config_checkpoint_dirs(cfg: Any) -> list[str]:
+    """The folders the checkpoint callbacks of a run config (``python -m ganzoo.train``'s) write to, before any
+    trainer exists: each ``ModelCheckpoint`` entry's ``dirpath``, then ``<run dir>/checkpoints``."""
+    from hydra.utils import get_class
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    dirs = []
+    for entry in (cfg.get("callbacks") or {}).values():
+        if entry is None or "_target_" not in entry or not entry.get("dirpath"):
+            continue
+        try:
+            cls = get_class(entry._target_)
+        except Exception:  # not a class (a factory function): not a checkpoint callback of ours
+            continue
+        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
+            dirs.append(str(entry.dirpath))
+    return [*dirs, os.path.join(cfg.paths.output_dir, "checkpoints")]
+
+
+def resolve_resume(cfg: Any) -> tuple[str | None, bool]:
+    """The checkpoint file to resume from (None: from scratch), and whether ``ckpt_path=last`` found the run complete.
+
+    ``ckpt_path`` is a file, a run directory (its ``checkpoints/``, or a folder of checkpoints) or ``last``: the
+    run's own checkpoint folder, so that one command serves the first launch and every requeue. For a folder
+    the newest state counts: the highest saved step (see :func:`ganzoo.checkpoint.newest_checkpoint`).
+    Lightning's own ``ckpt_path="last"`` (the newest ``last*.ckpt`` by modification time, a fresh start
+    when there is none) never sees the word: it gets the resolved file.
+    """
+    spec = cfg.get("ckpt_path")
+    if spec is None or str(spec) == "":
+        return None, False
+    spec = str(spec)
+    if spec != "last" and not os.path.isdir(spec):
+        with contextlib.suppress(GanzooError):  # if unreadable, loading it reports that in its own words
+            _log_on_rank_zero("resuming from %s (step %d)", spec, checkpoint_step(spec))
+        return spec, False
+
+    output_dir = os.path.realpath(cfg.paths.output_dir)
+    if spec == "last":
+        dirs = config_checkpoint_dirs(cfg)
+    else:
+        dirs = [os.path.join(spec, "checkpoints") if os.path.isdir(os.path.join(spec, "checkpoints")) else spec]
+    inherited = json.loads(os.environ.get(RESUME_ENV, "null"))
+    if isinstance(inherited, dict) and inherited.get("output_dir") == output_dir and inherited.get("spec") == spec:
+        # A DDP process started by rank 0: take rank 0's choice, whatever has been written since.
+        path, step = inherited["path"], inherited["step"]
+    else:
+        found = newest_checkpoint(dirs)
+        path, step = (str(found[0]), found[1]) if found else (None, None)
+        os.environ[RESUME_ENV] = json.dumps({"output_dir": output_dir, "spec": spec, "path": path, "step": step})
+
+    if path is None:
+        if spec != "last":
+            raise CheckpointError(
+                f"ckpt_path={spec} holds no checkpoint (*.ckpt): pass a run directory or a .ckpt file"
+            )
+        _log_on_rank_zero(
+            "ckpt_path=last: no checkpoint in %s yet, starting from scratch (to resume an earlier run, pass its "
+            "directory: hydra.run.dir=<run dir> ckpt_path=last)",
+            " or ".join(dict.fromkeys(dirs)),
+        )
+        return None, False
+    max_steps = cfg.trainer.get("max_steps") or -1
+    if spec == "last" and 0 < max_steps <= step:
+        _log_on_rank_zero(
+            "ckpt_path=last: %s is at step %d and trainer.max_steps=%d: the run is complete, nothing to train "
+            "(raise trainer.max_steps to train further)",
+            path,
+            step,
+            max_steps,
+        )
+        os.environ.pop(RESUME_ENV, None)
+        return None, True
+    _log_on_rank_zero("ckpt_path=%s: resuming from %s (step %d)", spec, path, step)
+    return path, False
+
+
+def checkpoint_dirs(trainer: Any) -> list[Path]:
+    """Where a running trainer writes checkpoints: the folders of its checkpoint callbacks (``<run dir>/checkpoints``)."""
+    dirs = [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
+    return dirs or [Path(trainer.default_root_dir) / "checkpoints"]
+
+
+def newest_saved(trainer: Any) -> tuple[Path, int] | None:
+    """A running trainer's newest checkpoint on disk and its step, or None when it has none that can be read."""
+    try:
+        return newest_checkpoint(checkpoint_dirs(trainer))
+    except GanzooError:
+        return None

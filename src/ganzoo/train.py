@@ -12,8 +12,6 @@ Examples::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import sys
@@ -22,9 +20,8 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
-from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from ganzoo.callbacks import (
@@ -35,10 +32,10 @@ from ganzoo.callbacks import (
     SampleGrid,
     TranslationGrid,
 )
-from ganzoo.checkpoint import AtomicCheckpointIO, checkpoint_step, newest_checkpoint
+from ganzoo.checkpoint import RESUME_ENV, AtomicCheckpointIO, resolve_resume
 from ganzoo.cli import CONFIG_DIR, exit_on_ganzoo_error, quiet_library_noise
 from ganzoo.cpus import set_torch_threads
-from ganzoo.errors import CheckpointError, ConfigError, GanzooError, ganzoo_cause
+from ganzoo.errors import ConfigError, ganzoo_cause
 from ganzoo.layer_sync import CrossReplicaBatchNormSync
 from ganzoo.loop import NoProfiler
 from ganzoo.metrics.evaluation import instantiate_for_data
@@ -85,7 +82,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     torch.set_flush_denormal(True)
 
     check_settings(cfg)
-    ckpt_path, complete = _resume_checkpoint(cfg)
+    ckpt_path, complete = resolve_resume(cfg)
     if complete:
         return {}
     if ckpt_path is not None:
@@ -142,7 +139,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
         finished = True
     finally:
-        os.environ.pop(_RESUME_ENV, None)
+        os.environ.pop(RESUME_ENV, None)
         _finish_wandb(exit_code=0 if finished else 1)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
@@ -158,10 +155,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-#: How rank 0 tells the DDP processes it starts (which rerun the command line) which checkpoint it resolved.
-_RESUME_ENV = "GANZOO_RESUME"
-
-
 def _progress_bar_switch(cfg: DictConfig, callbacks: list[Any]) -> dict[str, bool]:
     """``enable_progress_bar`` for the Trainer: the bar is ``callbacks.progress_bar``; without one (null) there is
     none, rather than the default bar Lightning adds. A trainer config with ``enable_progress_bar: false``
@@ -169,84 +162,6 @@ def _progress_bar_switch(cfg: DictConfig, callbacks: list[Any]) -> dict[str, boo
     if cfg.trainer.get("enable_progress_bar", True) is False:
         callbacks[:] = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
     return {"enable_progress_bar": any(isinstance(cb, ProgressBar) for cb in callbacks)}
-
-
-def _log_on_rank_zero(message: str, *args: Any) -> None:
-    if rank_zero_only.rank == 0:
-        log.info(message, *args)
-
-
-def _checkpoint_dirs(cfg: DictConfig) -> list[str]:
-    """The folders the run's checkpoint callbacks write to (``<run dir>/checkpoints`` by default)."""
-    dirs = []
-    for entry in (cfg.get("callbacks") or {}).values():
-        if entry is None or "_target_" not in entry or not entry.get("dirpath"):
-            continue
-        try:
-            cls = get_class(entry._target_)
-        except Exception:  # not a class (a factory function): not a checkpoint callback of ours
-            continue
-        if isinstance(cls, type) and issubclass(cls, ModelCheckpoint):
-            dirs.append(str(entry.dirpath))
-    return [*dirs, os.path.join(cfg.paths.output_dir, "checkpoints")]
-
-
-def _resume_checkpoint(cfg: DictConfig) -> tuple[str | None, bool]:
-    """The checkpoint file to resume from (None: from scratch), and whether ``ckpt_path=last`` found the run complete.
-
-    ``ckpt_path`` is a file, a run directory (its ``checkpoints/``, or a folder of checkpoints) or ``last``: the
-    run's own checkpoint folder, so that one command serves the first launch and every requeue. For a folder
-    the newest state counts: the highest saved step (see :func:`ganzoo.checkpoint.newest_checkpoint`).
-    Lightning's own ``ckpt_path="last"`` (the newest ``last*.ckpt`` by modification time, a fresh start
-    when there is none) never sees the word: it gets the resolved file.
-    """
-    spec = cfg.get("ckpt_path")
-    if spec is None or str(spec) == "":
-        return None, False
-    spec = str(spec)
-    if spec != "last" and not os.path.isdir(spec):
-        with contextlib.suppress(GanzooError):  # if unreadable, loading it reports that in its own words
-            _log_on_rank_zero("resuming from %s (step %d)", spec, checkpoint_step(spec))
-        return spec, False
-
-    output_dir = os.path.realpath(cfg.paths.output_dir)
-    if spec == "last":
-        dirs = _checkpoint_dirs(cfg)
-    else:
-        dirs = [os.path.join(spec, "checkpoints") if os.path.isdir(os.path.join(spec, "checkpoints")) else spec]
-    inherited = json.loads(os.environ.get(_RESUME_ENV, "null"))
-    if isinstance(inherited, dict) and inherited.get("output_dir") == output_dir and inherited.get("spec") == spec:
-        # A DDP process started by rank 0: take rank 0's choice, whatever has been written since.
-        path, step = inherited["path"], inherited["step"]
-    else:
-        found = newest_checkpoint(dirs)
-        path, step = (str(found[0]), found[1]) if found else (None, None)
-        os.environ[_RESUME_ENV] = json.dumps({"output_dir": output_dir, "spec": spec, "path": path, "step": step})
-
-    if path is None:
-        if spec != "last":
-            raise CheckpointError(
-                f"ckpt_path={spec} holds no checkpoint (*.ckpt): pass a run directory or a .ckpt file"
-            )
-        _log_on_rank_zero(
-            "ckpt_path=last: no checkpoint in %s yet, starting from scratch (to resume an earlier run, pass its "
-            "directory: hydra.run.dir=<run dir> ckpt_path=last)",
-            " or ".join(dict.fromkeys(dirs)),
-        )
-        return None, False
-    max_steps = cfg.trainer.get("max_steps") or -1
-    if spec == "last" and 0 < max_steps <= step:
-        _log_on_rank_zero(
-            "ckpt_path=last: %s is at step %d and trainer.max_steps=%d: the run is complete, nothing to train "
-            "(raise trainer.max_steps to train further)",
-            path,
-            step,
-            max_steps,
-        )
-        os.environ.pop(_RESUME_ENV, None)
-        return None, True
-    _log_on_rank_zero("ckpt_path=%s: resuming from %s (step %d)", spec, path, step)
-    return path, False
 
 
 def _log_best(trainer: L.Trainer) -> None:

@@ -9,8 +9,7 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from ganzoo.callbacks.guards import checkpoint_dirs
-from ganzoo.checkpoint import checkpoint_step, unwritable_reason
+from ganzoo.checkpoint import checkpoint_dirs, checkpoint_step, unwritable_reason
 from ganzoo.errors import CheckpointError, GanzooError
 
 

@@ -9,7 +9,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
 from ganzoo.callbacks.checkpoint import save_last_checkpoint
-from ganzoo.callbacks.guards import NonFiniteError, newest_saved
+from ganzoo.callbacks.guards import NonFiniteError
+from ganzoo.checkpoint import newest_saved
 from ganzoo.errors import GanzooError, ganzoo_cause
 
 log = logging.getLogger(__name__)

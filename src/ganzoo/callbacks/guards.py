@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from ganzoo.checkpoint import newest_checkpoint
+from ganzoo.checkpoint import newest_saved
 from ganzoo.compat import step_logged_tensors
 from ganzoo.errors import GanzooError
 from ganzoo.loop import writes_logs
@@ -32,20 +31,6 @@ def all_reduce(trainer: Trainer, tensor: torch.Tensor, op: str = "sum") -> torch
     if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
     return tensor
-
-
-def checkpoint_dirs(trainer: Trainer) -> list[Path]:
-    """Where this run writes checkpoints: the folders of its checkpoint callbacks (``<run dir>/checkpoints``)."""
-    dirs = [Path(cb.dirpath) for cb in trainer.checkpoint_callbacks if getattr(cb, "dirpath", None)]
-    return dirs or [Path(trainer.default_root_dir) / "checkpoints"]
-
-
-def newest_saved(trainer: Trainer) -> tuple[Path, int] | None:
-    """The run's newest checkpoint on disk and its step, or None when it has none that can be read."""
-    try:
-        return newest_checkpoint(checkpoint_dirs(trainer))
-    except GanzooError:
-        return None
 
 
 def describe_last_good(trainer: Trainer) -> str:
