@@ -35,6 +35,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from torch.utils.data import dataloader
 
 from ganzoo.compat import batches_stepped
+from ganzoo.loop import acts_at
 
 #: The Tensor methods whose Python-level calls make the host wait for the device.
 WATCHED_METHODS = ("item", "tolist", "__bool__", "__int__", "__float__", "cpu", "numpy", "to")
@@ -203,9 +204,9 @@ class HostSyncWatch(Callback):
         if 0 < max_epochs <= trainer.current_epoch + 1 and batch_idx + 1 >= trainer.num_training_batches:
             return True
         for callback in trainer.callbacks:
-            interval = getattr(callback, "every_n_steps", None)
-            if interval is None:
-                interval = getattr(callback, "_every_n_train_steps", None)  # ModelCheckpoint
-            if isinstance(interval, int) and interval > 0 and step % interval == 0:
+            if acts_at(callback, step):  # sheets, evaluation
+                return True
+            every = getattr(callback, "_every_n_train_steps", 0)  # ModelCheckpoint
+            if isinstance(every, int) and every > 0 and step % every == 0:
                 return True
         return False

@@ -42,6 +42,13 @@ def writes_logs(trainer: Trainer, batch_idx: int) -> bool:
     return (batches_stepped(trainer) + 1) % every == 0 or trainer.should_stop or is_last_iteration(trainer, batch_idx)
 
 
+def acts_at(callback: object, step: int) -> bool:
+    """Whether ``callback`` works with the model at iteration ``step``: callbacks with an ``every_n_steps``
+    interval (sample sheets, evaluation) at its multiples."""
+    every = getattr(callback, "every_n_steps", None)
+    return isinstance(every, int) and every > 0 and step % every == 0
+
+
 class NoProfiler(PassThroughProfiler):
     """The Trainer's profiler when none is asked for: profiles nothing, at the least cost.
 

@@ -14,7 +14,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from ganzoo.checkpoint import newest_saved
 from ganzoo.compat import step_logged_tensors
 from ganzoo.errors import GanzooError
-from ganzoo.loop import writes_logs
+from ganzoo.loop import acts_at, writes_logs
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class NonFiniteGuard(Callback):
         if (
             writes_logs(trainer, batch_idx)
             or len(self._pending) >= self.max_pending
-            or any(_acts_at(callback, trainer.global_step) for callback in trainer.callbacks)
+            or any(acts_at(callback, trainer.global_step) for callback in trainer.callbacks)
         ):
             self.check(trainer)
 
@@ -166,13 +166,6 @@ class NonFiniteGuard(Callback):
 
 #: Stands for "no bad iteration" in the all-reduce of the first bad iteration (which takes the max of -step).
 _NO_STEP = 2**62
-
-
-def _acts_at(callback: Callback, step: int) -> bool:
-    """Whether ``callback`` works with the model at iteration ``step``: callbacks with an ``every_n_steps``
-    interval (sample sheets, evaluation)."""
-    every = getattr(callback, "every_n_steps", None)
-    return isinstance(every, int) and every > 0 and step % every == 0
 
 
 def _float_tensors(tree: Any, prefix: str) -> Iterable[tuple[str, torch.Tensor]]:
