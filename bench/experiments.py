@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench import REPO
+from bench.machine import cpu_name, git_commit
 
 #: Overrides of ``--smoke``: a few iterations with every output, on the CPU.
 SMOKE_OVERRIDES = ("debug=smoke", "trainer.accelerator=cpu")
@@ -331,35 +332,6 @@ def replace_between_markers(text: str, name: str, body: str) -> str:
 OWN_OUTPUTS = ("README.md", "docs/images", "docs/results.json")
 
 
-def git_commit() -> tuple[str, bool]:
-    """(short commit hash, whether the work tree has uncommitted changes besides :data:`OWN_OUTPUTS`);
-    ("unknown", True) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{p}" for p in OWN_OUTPUTS)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", True
-    return commit, bool(status.strip())
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(smoke: bool) -> dict[str, Any]:
     import lightning
     import torch
@@ -416,7 +388,8 @@ def run_experiment(
     """Train (unless ``train`` is False: read an existing run), evaluate and collect one experiment's results."""
     # The code a run was trained with: recorded in the run dir, so --skip-train reports that, not today's HEAD.
     code_file = run_dir / "results_commit.json"
-    commit, dirty = git_commit()
+    # The short hash, and whether the code differs from it (this command's own outputs not counted).
+    commit, dirty = git_commit(short=True, ignore=OWN_OUTPUTS) or ("unknown", True)
     wall_s = None
     if train:
         if run_dir.exists():

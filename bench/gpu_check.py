@@ -55,6 +55,16 @@ from typing import Any
 
 import torch
 
+from bench import RESULTS_DIR
+from bench.configs import full_stack_config
+from bench.evaluation import random_inception_weights
+from bench.machine import commit, machine_info
+from bench.plans import EXPERIMENTS, MODELS, THREADS, Plan, Variant, choices
+from bench.report import fmt, fmt_rate, write_results
+from bench.synthetic import data_spec
+from bench.timing import synchronize, time_batches, window_statistics
+from bench.workers import log, quiet_lightning, run_plans, run_subprocess, training_settings
+
 NO_GPU = (
     "error: make gpu-check needs a CUDA GPU (torch.cuda.is_available() is False); on this machine run the CPU "
     "benches instead: make bench (python -m bench.throughput; python -m bench.overhead for the per-iteration overhead)"
@@ -67,7 +77,6 @@ TITLES = {
     "evaluation": "3. FID/IS evaluation throughput at 32 px",
     "ddp": "4. DDP, one process",
 }
-MODELS = ("dcgan", "cyclegan", "biggan")
 VARIANTS = ("fp32", "bf16", "bf16+channels_last", "bf16+channels_last+compile")
 #: The CUDA-graphs variant and the (model, config) it runs at: the recipes small enough for launch costs to show.
 CUDA_GRAPHS = "bf16+channels_last+compile=reduce-overhead"
@@ -100,20 +109,17 @@ def host_sync_worker(job: dict[str, Any]) -> dict[str, Any]:
     """The full stack for a few iterations under :class:`bench.host_syncs.HostSyncWatch`."""
     import importlib.util
 
-    from bench.synthetic import REMEMBERED
-    from bench.throughput import Variant, _quiet_lightning, _settings, full_stack_config
+    from bench.trainer_parts import REMEMBERED, remembered
     from ganzoo.train import train
 
     if importlib.util.find_spec("bench.host_syncs") is None:
         raise RuntimeError("bench/host_syncs.py (HostSyncWatch) is not in this checkout")
     device = torch.device(job["device"])
-    _settings(device)
-    _quiet_lightning()
-    watch = {
-        "_target_": "bench.synthetic.remember",
-        "key": "host_syncs",
-        "callback": {"_target_": "bench.host_syncs.HostSyncWatch", "cuda_errors": device.type == "cuda"},
-    }
+    training_settings(device)
+    quiet_lightning()
+    watch = remembered(
+        "host_syncs", {"_target_": "bench.host_syncs.HostSyncWatch", "cuda_errors": device.type == "cuda"}
+    )
     failure = None
     with tempfile.TemporaryDirectory(prefix="ganzoo-gpu-check-") as tmp:
         cfg = full_stack_config(
@@ -139,20 +145,15 @@ def host_sync_worker(job: dict[str, Any]) -> dict[str, Any]:
 
 def ddp_worker(job: dict[str, Any]) -> dict[str, Any]:
     """``trainer=ddp trainer.devices=1`` (``ddp_cpu`` on a CPU: gloo) on the full stack through ``train(cfg)``."""
-    from bench.synthetic import REMEMBERED
-    from bench.throughput import Variant, _quiet_lightning, _settings, full_stack_config, window_statistics
+    from bench.trainer_parts import REMEMBERED, clock_entry
     from ganzoo.train import train
 
     device = torch.device(job["device"])
-    _settings(device)
-    _quiet_lightning()
+    training_settings(device)
+    quiet_lightning()
     steps = job["steps"]
     warmup = max(1, steps // 4)
-    clock = {
-        "_target_": "bench.synthetic.remember",
-        "key": "clock",
-        "callback": {"_target_": "bench.synthetic.IterationClock", "warmup": warmup, "measured": steps - warmup - 1},
-    }
+    clock = clock_entry(warmup, steps - warmup - 1)
     group = "ddp" if device.type == "cuda" else "ddp_cpu"
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ganzoo-gpu-check-") as tmp:
@@ -194,13 +195,12 @@ def _evaluation_of(model: str, job: dict[str, Any]) -> dict[str, Any]:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf, open_dict
 
-    from bench.throughput import _settings, _sync, data_spec, random_inception_weights, time_batches
     from ganzoo.images import to_uint8
     from ganzoo.metrics.evaluation import instantiate_for_data
     from ganzoo.train import compose_config
 
     device = torch.device(job["device"])
-    _settings(device)
+    training_settings(device)
     samples, max_batch, real_images = job["samples"], job["batch"], job["real_images"]
     with tempfile.TemporaryDirectory(prefix="ganzoo-gpu-check-") as tmp:
         weights_path, weights = random_inception_weights(Path(tmp))
@@ -214,7 +214,7 @@ def _evaluation_of(model: str, job: dict[str, Any]) -> dict[str, Any]:
             evaluation_cfg.cache_dir = str(Path(tmp, "cache"))
             cfg.data = OmegaConf.create(
                 {
-                    "_target_": "bench.synthetic.SyntheticDataModule",
+                    "_target_": "bench.trainer_parts.SyntheticDataModule",
                     "name": str(cfg.data.name),
                     **data_spec(cfg, model),
                     "eval_images": real_images,
@@ -241,10 +241,10 @@ def _evaluation_of(model: str, job: dict[str, Any]) -> dict[str, Any]:
                 1,
                 3 if device.type == "cuda" else 1,
             )
-            _sync(device)
+            synchronize(device)
             started = time.perf_counter()
             values = evaluation.evaluate(net)
-            _sync(device)
+            synchronize(device)
             seconds = time.perf_counter() - started
     return {
         "experiment": EVAL_RECIPES[model][0].split("=", 1)[1],
@@ -283,8 +283,6 @@ class Task:
 
 
 def _versions(device: torch.device) -> dict[str, Any]:
-    from bench.throughput import machine_info
-
     info = machine_info(device)
     info["cuda"] = torch.version.cuda
     if device.type == "cuda":
@@ -315,14 +313,8 @@ class Budget:
         return None if left < MIN_LEFT_S else min(cap, left)
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def plan_tasks(args: argparse.Namespace, device: torch.device, notes: list[str]) -> list[Task]:
     """Every task of the chosen parts, in the order of what the goals need most."""
-    from bench.throughput import THREADS, Plan, Variant, run_plans, run_subprocess
-
     cpu = device.type == "cpu"
     kind = device.type
     config = "tiny" if cpu else "real"  # on a CPU: the tiny networks, so the plumbing runs in seconds
@@ -465,7 +457,7 @@ def goals(report: dict[str, Any], config: str, models: list[str]) -> list[dict[s
                 "goal": f"{model} {config}: ganzoo bf16+channels_last+compile >= {GOAL_SPEEDUP}x the fp32 plain loop",
                 "value": value,
                 "met": None if value is None else value >= GOAL_SPEEDUP,
-                "detail": f"plain loop bf16+channels_last+compile: {_fmt(plain_value, 2)}x",
+                "detail": f"plain loop bf16+channels_last+compile: {fmt(plain_value, 2)}x",
             }
         )
     for e in report["parts"].get("evaluation", []):
@@ -481,14 +473,8 @@ def goals(report: dict[str, Any], config: str, models: list[str]) -> list[dict[s
     return out
 
 
-def _fmt(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
 def markdown(report: dict[str, Any]) -> str:
     """gpu.md: the goals, then each part's table, the notes and what was skipped."""
-    from bench.throughput import _rate
-
     m = report["machine"]
     where = m.get("gpu") or f"CPU ({m.get('cpu', '?')}; --allow-cpu development run, the numbers mean nothing)"
     lines = [
@@ -504,7 +490,7 @@ def markdown(report: dict[str, Any]) -> str:
     for g in report["goals"]:
         met = "not measured" if g["met"] is None else "yes" if g["met"] else "no"
         detail = f" ({g['detail']})" if g.get("detail") else ""
-        lines.append(f"| {g['goal']}{detail} | {_fmt(g['value'], 3)} | {met} |")
+        lines.append(f"| {g['goal']}{detail} | {fmt(g['value'], 3)} | {met} |")
     parts = report["parts"]
     if "host_syncs" in parts:
         lines += [
@@ -547,9 +533,9 @@ def markdown(report: dict[str, Any]) -> str:
             )
             lines.append(
                 f"| {e['model']} | {e['config']} ({e['experiment']}) | {e['variant']} | "
-                f"{_rate(full.get('images_per_s_median'))} | {_rate(plain.get('images_per_s_median'))} | "
-                f"{_fmt(e.get('ratio'), 3)} | {_fmt(speedup, 2)} | {_fmt(full.get('peak_mb'), 0)} / "
-                f"{_fmt(plain.get('peak_mb'), 0)} | {e['warmup']} + {e['measured']} | {e['status']}"
+                f"{fmt_rate(full.get('images_per_s_median'))} | {fmt_rate(plain.get('images_per_s_median'))} | "
+                f"{fmt(e.get('ratio'), 3)} | {fmt(speedup, 2)} | {fmt(full.get('peak_mb'), 0)} / "
+                f"{fmt(plain.get('peak_mb'), 0)} | {e['warmup']} + {e['measured']} | {e['status']}"
                 f"{': ' + errors if errors else ''} |"
             )
     if "evaluation" in parts:
@@ -567,8 +553,8 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             lines.append(
                 f"| {r['model']} | {r['experiment']} ({r['image_size']} px, {'+'.join(r['metrics'])}) | "
-                f"{r['samples']:,} in batches of {r['batch_size']} | {_rate(r['images_per_s'])} | "
-                f"{_rate(r['generate_and_features_images_per_s'])} | {r['setup_cold_s']:.1f} / {r['setup_warm_s']:.1f} | "
+                f"{r['samples']:,} in batches of {r['batch_size']} | {fmt_rate(r['images_per_s'])} | "
+                f"{fmt_rate(r['generate_and_features_images_per_s'])} | {r['setup_cold_s']:.1f} / {r['setup_warm_s']:.1f} | "
                 f"{r['weights']} | ok |"
             )
     if "ddp" in parts:
@@ -581,7 +567,7 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             lines.append(
                 f"| {r['model']} | {r['config']} | {r['strategy']} | {r['backend']} | {r['world_size']} | {r['steps']} | "
-                f"{_fmt(r['ms_per_iteration'], 2)} | {r['losses_finite']} | {r['status']} |"
+                f"{fmt(r['ms_per_iteration'], 2)} | {r['losses_finite']} | {r['status']} |"
             )
     lines += ["", *[f"- {note}" for note in report["notes"]]]
     return "\n".join(lines) + "\n"
@@ -617,8 +603,6 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not args.allow_cpu:
         print(NO_GPU, file=sys.stderr)
         return 2
-
-    from bench.throughput import RESULTS_DIR, Variant, choices, commit
 
     args.parts = choices(args.parts, PARTS, "parts")
     args.models = choices(args.models, MODELS, "models")
@@ -661,13 +645,13 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(task.label)
             report["parts"][task.part].extend(_skipped_records(task))
             continue
-        _log(f"[{number}/{len(tasks)} {budget.elapsed():.0f}s] {task.label}")
+        log(f"[{number}/{len(tasks)} {budget.elapsed():.0f}s] {task.label}")
         try:
             records = task.run(limit)
         except Exception as e:  # the driver's own failure in one task: recorded, the others still run
             records = [{"status": "error", "error": f"{type(e).__name__}: {e}", "label": task.label}]
         for record in records:
-            _log(f"    {task.label}: {record.get('status')}" + (f" ({record['error']})" if record.get("error") else ""))
+            log(f"    {task.label}: {record.get('status')}" + (f" ({record['error']})" if record.get("error") else ""))
         report["parts"][task.part].extend(records)
     if skipped:
         notes.append(f"Skipped, the {args.budget:.0f} s budget being spent: {', '.join(skipped)}.")
@@ -678,12 +662,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     report["elapsed_s"] = budget.elapsed()
     report["goals"] = goals(report, config, args.models)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, default=str) + "\n")
-    table = markdown(report)
-    out.with_suffix(".md").write_text(table)
-    print(table)
-    _log(f"wrote {out} and {out.with_suffix('.md')} ({budget.elapsed():.0f}s)")
+    table_path = write_results(out, report, markdown(report))
+    log(f"wrote {out} and {table_path} ({budget.elapsed():.0f}s)")
     failed = [r for records in report["parts"].values() for r in records if r.get("status") in ("error", "fail")]
     return 1 if failed else 0
 
@@ -696,8 +676,6 @@ def _variant_order(record: dict[str, Any]) -> int:
 
 def _skipped_records(task: Task) -> list[dict[str, Any]]:
     """What a task skipped for the budget leaves in its part's table."""
-    from bench.throughput import EXPERIMENTS
-
     record: dict[str, Any] = {"status": "skipped", "error": "the time budget was spent", "label": task.label}
     if task.part == "evaluation":
         return [{**record, "model": model} for model in task.meta["models"]]

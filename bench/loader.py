@@ -41,12 +41,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +58,10 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image, ImageDraw
 
+from bench import RESULTS_DIR
+from bench.machine import commit, cpu_name, load_average
+from bench.report import write_results
+from bench.timing import synchronize
 from ganzoo.cli import exit_on_ganzoo_error
 from ganzoo.cpus import available_cpus
 from ganzoo.data.loader_settings import LoaderSettings, Placement, cpus_per_process
@@ -67,8 +69,7 @@ from ganzoo.data.unpaired import UnpairedImageFolderDataModule
 from ganzoo.errors import ConfigError
 from ganzoo.train import compose_config
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results" / "loader"
+RESULTS = RESULTS_DIR / "loader"
 EXPERIMENT = "cyclegan_horse2zebra"
 MODES = ("loader", "loader + copy", "loader + step")
 
@@ -176,8 +177,7 @@ def time_loader(
         if mode == "loader + step":
             time.sleep(step_s)
         done += 1
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     elapsed = time.perf_counter() - start
     stream.close()
     del stream, loader, data  # shuts the workers down now rather than at a later garbage collection
@@ -240,30 +240,6 @@ def rows_to_run(root: Path, workers: list[str], device: torch.device) -> list[Ro
 
 
 # ------------------------------------------------------------------------------ the machine and the report
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def commit() -> str:
-    """The checked-out commit, marked when the working tree differs from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True).stdout
-    except OSError:
-        return "unknown"
-    return head.strip() + (" (with uncommitted changes)" if dirty.strip() else "") if head.strip() else "unknown"
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def workers_needed(rate_per_worker: float, step_ms: float) -> tuple[float, int]:
@@ -428,12 +404,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     demand, workers = workers_needed(rate, args.step_ms) if one is not None else (1000.0 / args.step_ms, -1)
     result = {
         "command": "python -m bench.loader" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
-        "commit": commit(),
+        "commit": commit(short=True),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - started, 1),
         "load_average": {"start": load_start, "end": load_average()},
         "machine": {
-            "cpu": cpu_model(),
+            "cpu": cpu_name(),
             "cpus": available_cpus(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
@@ -454,11 +430,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": [asdict(r) for r in rows],
         "workers_needed": {"rate_per_worker": rate, "demand": demand, "workers": workers},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    table = report(result)
-    args.out.with_suffix(".md").write_text(table)
-    print(table)
+    write_results(args.out.with_suffix(".json"), result, report(result), indent=2)
     return result
 
 

@@ -1,193 +1,74 @@
-"""What the bench puts into ``python -m ganzoo.train``'s config: in-memory synthetic data and a clock.
+"""The bench's data: in-memory synthetic batches, the same on every side of a comparison.
 
-* :class:`SyntheticDataModule` replaces ``cfg.data`` (through its ``_target_``): the same in-memory batches
-  the plain loop gets (:func:`bench.throughput.synthetic_batches`), with the config's image size, channels,
-  classes and batch size, so the model config's interpolations (``${data.image_size}``) still resolve and no
-  image is decoded.
-* :class:`IterationClock` is appended to ``cfg.callbacks``: wall and CPU time of the timed iterations
-  (:class:`bench.throughput.Clock`, the plain loop's clock), optionally under cProfile.
-* :func:`remember` wraps a callback entry so that the instance ``ganzoo.train.train`` builds can be read
-  after the run (``train`` returns the metrics only).
+Uniform noise in [-1, 1] of a config's shape and loader batch size, with uniform class labels (or, for
+CycleGAN, pairs of such images), built once and cycled through, so no side decodes images and loading costs
+the same everywhere. :func:`data_spec` reads the shape from a composed config; :func:`loader_for` serves it to
+the bare Trainer and the plain loop; :class:`bench.trainer_parts.SyntheticDataModule` serves the same batches
+to the full stack through ``cfg.data``.
 
-This module loads Lightning; the plain side of the bench never imports it.
+This module loads neither Lightning nor ganzoo: the plain side of the bench imports it.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
-from torch.utils.data import DataLoader, Dataset, TensorDataset
-
-from bench.throughput import Clock, MemoryMeter, synthetic_batches, synthetic_loader
-from ganzoo.data.base import ImageDataModule
-
-#: Callback instances built by :func:`remember`, by key.
-REMEMBERED: dict[str, Any] = {}
+from torch.utils.data import DataLoader, Dataset
 
 
-def remember(key: str, callback: Any) -> Any:
-    """``_target_`` for a callbacks entry ``{_target_: bench.synthetic.remember, key: K, callback: {...}}``:
-    Hydra builds ``callback`` first; it is kept in :data:`REMEMBERED` under ``key`` and handed to the trainer."""
-    REMEMBERED[key] = callback
-    return callback
+def data_spec(cfg: Any, model: str) -> dict[str, Any]:
+    """What the synthetic batches take from a composed config: ``image_size``, ``channels``, ``num_classes``
+    (0 for unlabelled data), the loader (global) ``batch_size``, and ``pairs`` (CycleGAN's A/B batches)."""
+    return {
+        "image_size": int(cfg.data.image_size),
+        "channels": int(cfg.data.channels),
+        "num_classes": int(cfg.data.get("num_classes") or 0),
+        "batch_size": int(cfg.data.batch_size),
+        "pairs": model == "cyclegan",
+    }
 
 
-class SyntheticDataModule(ImageDataModule):
-    """``steps`` loader batches cycling through ``distinct`` in-memory batches of uniform noise in [-1, 1].
-
-    Batches are ``(images, labels)`` (uniform labels, all 0 for unlabelled data) or, with ``pairs``,
-    ``(images_A, images_B)`` as CycleGAN's unpaired loaders give them. They are built once (pinned when
-    ``pin_memory``, as a pinning loader hands them over), so loading costs the same on both sides of a
-    comparison and nothing is decoded. The evaluation split (``eval_images`` random images of each kind) serves
-    real statistics; :meth:`fixed_examples` serves translation sheets.
-    """
-
-    dataset_name = "synthetic batches"
-    short_name = "synthetic"
-
-    def __init__(
-        self,
-        image_size: int,
-        channels: int,
-        batch_size: int,
-        num_classes: int = 0,
-        pairs: bool = False,
-        steps: int = 1000,
-        distinct: int = 8,
-        batch_seed: int = 1234,
-        eval_images: int = 64,
-        pin_memory: bool = False,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(
-            data_dir=".",
-            image_size=image_size,
-            channels=channels,
-            batch_size=batch_size,
-            num_workers=0,
-            pin_memory=pin_memory,
-            num_classes=num_classes,
-            name=name,
-        )
-        self.pairs, self.steps, self.distinct = pairs, steps, distinct
-        self.batch_seed, self.eval_images = batch_seed, eval_images
-
-    def _build_datasets(self) -> tuple[Dataset, Dataset]:
-        gen = torch.Generator().manual_seed(self.batch_seed + 1)
-        n, c, s = self.eval_images, self.channels, self.image_size
+def synthetic_batches(
+    batch_size: int, channels: int, image_size: int, num_classes: int, pairs: bool, count: int, seed: int = 1234
+) -> list[tuple[torch.Tensor, ...]]:
+    """``count`` distinct loader batches: ``(A, B)`` image pairs with ``pairs`` (CycleGAN), ``(images, labels)``
+    otherwise; images float (batch_size, channels, image_size, image_size) in [-1, 1], labels int64 in
+    [0, max(num_classes, 1))."""
+    gen = torch.Generator().manual_seed(seed)
+    n, c, s = batch_size, channels, image_size
+    batches = []
+    for _ in range(count):
         images = torch.rand(n, c, s, s, generator=gen) * 2 - 1
-        labels = (
-            torch.randint(max(self.num_classes, 1), (n,), generator=gen) if self.num_classes else torch.full((n,), -1)
-        )
-        dataset = TensorDataset(images, labels)
-        return dataset, dataset
-
-    def train_dataloader(self) -> DataLoader:
-        batches = synthetic_batches(
-            self.process_batch_size, self.channels, self.image_size, self.num_classes, self.pairs,
-            min(self.steps, self.distinct), self.batch_seed,
-        )  # fmt: skip
-        return synthetic_loader(batches, self.steps, pin=self.pin_memory and torch.cuda.is_available())
-
-    def fixed_examples(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` images of the evaluation split as domain A and, flipped upside down, as domain B."""
-        images = self.eval_dataset(split).tensors[0]  # type: ignore[attr-defined]
-        images = images[torch.arange(n) % len(images)]
-        return images, images.flip(-2)
-
-
-class IterationClock(Callback):
-    """Times iterations ``warmup`` .. ``warmup + measured - 1`` of a run with :class:`bench.throughput.Clock`.
-
-    Stamps are taken at the start of each batch (after its transfer to the device), so an iteration's time
-    includes every callback hook after its step, checkpoints included, and the next batch's fetch: the
-    run needs ``warmup + measured + 1`` batches. On a GPU the device is synchronised only at the two ends of
-    the timed window. ``threads`` sets torch's CPU threads at the start of training (after anything the
-    entry point set); ``profile`` runs cProfile over the timed window. :attr:`info` records the run's
-    strategy, world size, precision and threads.
-    """
-
-    def __init__(
-        self,
-        warmup: int,
-        measured: int,
-        keep_each: bool | None = None,
-        profile: bool = False,
-        threads: int | None = None,
-    ) -> None:
-        self.warmup, self.measured, self.keep_each = warmup, measured, keep_each
-        self.profile, self.threads = profile, threads
-        self.clock: Clock | None = None
-        self.meter: MemoryMeter | None = None
-        self.info: dict[str, Any] = {}
-        #: Code locations of every callback method (``(file, line, name)``) -> the callback class(es) defining it.
-        self.callback_code: dict[tuple[str, int, str], str] = {}
-        self._batches = 0
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        device = pl_module.device
-        self.meter = MemoryMeter(device)
-        self.meter.start()
-        keep_each = device.type != "cuda" if self.keep_each is None else self.keep_each
-        self.clock = Clock(
-            self.warmup, self.measured, device, keep_each=keep_each, meter=self.meter, profile=self.profile
-        )
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
-        self.info = {
-            "strategy": type(trainer.strategy).__name__,
-            "world_size": trainer.world_size,
-            "precision": str(trainer.precision),
-            "threads": torch.get_num_threads(),
-            "backend": torch.distributed.get_backend() if distributed else None,
-            "callbacks": [type(cb).__name__ for cb in trainer.callbacks],
-        }
-        if self.profile:
-            self.callback_code = callback_code(trainer.callbacks)
-
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
-        assert self.clock is not None
-        self.clock.tick(self._batches)
-        self._batches += 1
-
-
-def callback_code(callbacks: list[Callback]) -> dict[tuple[str, int, str], str]:
-    """Each function defined by the callbacks' classes (their bases up to Lightning's ``Callback``), as cProfile
-    keys functions, mapped to the classes that use it: ``SampleGrid`` or, for a shared base's method,
-    ``ImageSheetCallback (ClassSheet, SampleGrid)``."""
-    users: dict[tuple[str, int, str], set[str]] = {}
-    owner: dict[tuple[str, int, str], str] = {}
-    for cb in callbacks:
-        for cls in type(cb).__mro__:
-            if cls in (Callback, object) or not issubclass(cls, Callback):
-                continue
-            for value in vars(cls).values():
-                function = getattr(value, "__func__", value)  # staticmethod / classmethod
-                if isinstance(value, property):
-                    function = value.fget
-                code = getattr(function, "__code__", None)
-                if code is None:
-                    continue
-                key = (code.co_filename, code.co_firstlineno, code.co_name)
-                users.setdefault(key, set()).add(type(cb).__name__)
-                owner[key] = cls.__name__
-    named: dict[tuple[str, int, str], str] = {}
-    # Module-level helpers of a callback's file (line -1, name "*"): counted for the callbacks defined there.
-    files: dict[str, set[str]] = {}
-    for cb in callbacks:
-        for cls in type(cb).__mro__:
-            module = sys.modules.get(cls.__module__)
-            if cls not in (Callback, object) and issubclass(cls, Callback) and getattr(module, "__file__", None):
-                files.setdefault(module.__file__, set()).add(type(cb).__name__)  # type: ignore[union-attr]
-    for filename, classes in files.items():
-        named[(filename, -1, "*")] = ", ".join(sorted(classes))
-    for key, classes in users.items():
-        if classes == {owner[key]}:
-            named[key] = owner[key]
+        if pairs:
+            batches.append((images, torch.rand(n, c, s, s, generator=gen) * 2 - 1))
         else:
-            named[key] = f"{owner[key]} ({', '.join(sorted(classes))})"
-    return named
+            batches.append((images, torch.randint(max(num_classes, 1), (n,), generator=gen)))
+    return batches
+
+
+class CyclingBatches(Dataset):
+    """``length`` loader batches cycling through ``batches``: one epoch is the whole run."""
+
+    def __init__(self, batches: list[tuple[torch.Tensor, ...]], length: int) -> None:
+        self.batches, self.length = batches, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return self.batches[index % len(self.batches)]
+
+
+def synthetic_loader(batches: list[tuple[torch.Tensor, ...]], steps: int, pin: bool) -> DataLoader:
+    """A loader of ``steps`` ready batches; ``pin``: pinned once, as a loader with pin_memory hands them over."""
+    if pin:
+        batches = [tuple(t.pin_memory() for t in batch) for batch in batches]
+    return DataLoader(CyclingBatches(batches, steps), batch_size=None, shuffle=False, num_workers=0)
+
+
+def loader_for(spec: dict[str, Any], steps: int, device: torch.device) -> DataLoader:
+    """The loader of a :func:`data_spec`'s batches for ``steps`` iterations on ``device``: the batches
+    :class:`bench.trainer_parts.SyntheticDataModule` serves with its defaults."""
+    batches = synthetic_batches(**spec, count=min(steps, 8))
+    return synthetic_loader(batches, steps, pin=device.type == "cuda")

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from bench import throughput
-from bench.overhead import FROZEN, LOOP, MODEL, TORCH, _cycles, classify, profile_groups
-from bench.throughput import Clock, Variant, window_statistics
+from bench import timing
+from bench.plans import Variant
+from bench.profiling import FROZEN, LOOP, MODEL, TORCH, classify, profile_groups, strongly_connected_components
+from bench.timing import Clock, window_statistics
 
 from tests.conftest import REPO, cli_env
 
@@ -32,7 +33,7 @@ def test_clock_syncs_the_device_only_at_the_two_ends_of_the_window(monkeypatch: 
     """A sync per iteration would stall a GPU's run-ahead: one at the start of the window and one at its end."""
     synced: list[int] = []
     iteration = 0
-    monkeypatch.setattr(throughput, "_sync", lambda device: synced.append(iteration))
+    monkeypatch.setattr(timing, "synchronize", lambda device: synced.append(iteration))
     clock = Clock(warmup=3, measured=5, device=torch.device("cpu"), keep_each=False)
     for iteration in range(10):
         clock.tick(iteration)
@@ -52,7 +53,7 @@ def test_clock_syncs_the_device_only_at_the_two_ends_of_the_window(monkeypatch: 
 
 def test_strongly_connected_components_group_recursion() -> None:
     graph = {1: [2], 2: [3], 3: [1, 4], 4: [5], 5: [4], 6: []}
-    component = _cycles(list(graph), lambda node: graph[node])
+    component = strongly_connected_components(list(graph), lambda node: graph[node])
     assert component[1] == component[2] == component[3]
     assert component[4] == component[5] != component[1]
     assert len(set(component.values())) == 3
