@@ -7,7 +7,7 @@ CONSTRAINTS ?= constraints.txt
 PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
 FMNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install train test test-fast lint format clean bench gpu-check results
+.PHONY: install train test test-unit lint format clean bench gpu-check results
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,15 @@ install:
 train:
 	$(BIN)/python -m ganzoo.train $(ARGS)
 
+# One pytest worker per core; tests of one xdist_group (the learning tests, which share the evaluator they train)
+# run in the same worker. ARGS="-n 0" runs in one process.
 test:
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
 
-test-fast:
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+# In-process tests only (tests/unit and the other unmarked tests): no subprocess runs of the entry points
+# (marker cli) and no learning on real data (marker slow); about a minute on 2 CPU cores.
+test-unit:
+	$(BIN)/python -m pytest -n auto -m "not cli and not slow" $(ARGS)
 
 # Throughput of ganzoo (python -m ganzoo.train's full stack, and a bare Trainer) vs a plain PyTorch loop, and the
 # per-iteration overhead on tiny networks (bench/results/<device>.json and .md); ARGS=--quick for a smoke check.

@@ -1,7 +1,7 @@
 """Benchmarks of ganzoo (``make bench``, ``make gpu-check``, ``make results``); not part of the installed package
 or the test suite.
 
-``python -m bench.throughput`` times ganzoo's training against the plain-PyTorch loops of :mod:`bench.plain_loops`,
+``python -m bench.throughput`` times ganzoo's training against the plain-PyTorch loops of :mod:`tests.references.loops`,
 which the tests prove weight-for-weight equal to ganzoo's LightningModules. Its pieces, lowest first:
 
 * :mod:`bench.plans`: which recipes are timed, at which sizes, in which speed variants;

@@ -9,7 +9,7 @@ from typing import Any
 
 MODELS = ("dcgan", "cyclegan", "biggan")
 CONFIGS = ("cpu", "real", "tiny")
-#: full: python -m ganzoo.train's stack; bare: the module in a bare Trainer; plain: bench.plain_loops.
+#: full: python -m ganzoo.train's stack; bare: the module in a bare Trainer; plain: tests.references.loops.
 SIDES = ("full", "bare", "plain")
 EXPERIMENTS = {
     ("dcgan", "cpu"): "dcgan_fmnist",

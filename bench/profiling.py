@@ -25,7 +25,7 @@ FROZEN = "frozen-D context (GANModule.frozen)"
 MODEL = "model's own training_step work (ganzoo.models, Python)"
 TORCH = "networks and optimizers (torch: forward, backward, Adam)"
 DATA = "data loader (the in-memory synthetic batches)"
-PLAIN = "plain loop's own Python (bench.plain_loops)"
+PLAIN = "plain loop's own Python (tests.references.loops)"
 OTHER = "other (outside the profiled frames)"
 #: Groups whose torch calls count as the networks' and optimizers' work rather than the group's own.
 _TORCH_OWNERS = {MODEL, OPTIMIZER, LOOP, PLAIN}
@@ -88,7 +88,7 @@ def classify(key: tuple[str, int, str], callback_code: dict[tuple[str, int, str]
         return DATA
     if "/lightning/" in path:
         return LOOP
-    if path.endswith("/bench/plain_loops.py"):
+    if path.endswith("/tests/references/loops.py"):
         return PLAIN
     return None
 

@@ -6,7 +6,7 @@
 * **bare** (:func:`run_bare`): the same LightningModule in a bare ``lightning.Trainer`` (a CSV logger at the
   config's ``log_every_n_steps``; no checkpointing, progress bar, model summary or other callbacks);
 * **plain** (:func:`run_plain`): the same networks (fresh instances built from the same config and seed) trained
-  by the plain-PyTorch loop of :mod:`bench.plain_loops`, which the tests prove computes the same weights, timed by
+  by the plain-PyTorch loop of :mod:`tests.references.loops`, which the tests prove computes the same weights, timed by
   the same :class:`bench.timing.Clock`. This side never imports Lightning (checked after each run).
 
 Every side trains on the same in-memory batches of :mod:`bench.synthetic`.
@@ -114,7 +114,7 @@ def plain_arguments(cls: type, model_cfg: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise RuntimeError(
             f"model config keys {sorted(unknown)} are not arguments of {cls.__name__}: the plain loop would not do "
-            "the same work; teach bench/plain_loops.py about them (or add them to NOT_TRAINING_KEYS)"
+            "the same work; teach tests/references/loops.py about them (or add them to NOT_TRAINING_KEYS)"
         )
     return {k: v for k, v in model_cfg.items() if k in accepted and k not in NOT_TRAINING_KEYS}
 
@@ -122,8 +122,7 @@ def plain_arguments(cls: type, model_cfg: dict[str, Any]) -> dict[str, Any]:
 def build_plain(job: Job, device: torch.device) -> tuple[Any, list[torch.nn.Module]]:
     """The plain loop on fresh networks built from the model config with the job's seed, as the module builds them."""
     from hydra.utils import instantiate
-
-    from bench import plain_loops
+    from tests.references import loops as plain_loops
 
     model_cfg = job.values["model"]
     dtype = torch.bfloat16 if job.variant.precision == "bf16" else None

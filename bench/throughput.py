@@ -17,7 +17,7 @@ cost per iteration, see :mod:`bench.overhead`), it times three sides:
   config's ``log_every_n_steps``; no checkpointing, progress bar, model summary or other callbacks): the
   module and Lightning's loop alone;
 * **plain**: the same networks (fresh instances built from the same config and seed) trained by the
-  plain-PyTorch loop of :mod:`bench.plain_loops`, which the tests prove computes the same weights;
+  plain-PyTorch loop of :mod:`tests.references.loops`, which the tests prove computes the same weights;
 
 on the same in-memory synthetic batches (uniform noise in [-1, 1] of the config's shape and loader batch
 size; uniform class labels), so no side decodes images and the comparison is of the training-step machinery.

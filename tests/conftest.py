@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import struct
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +87,148 @@ def random_inception_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.inception_weights import write_random_inception_weights
 
     return write_random_inception_weights(tmp_path_factory.mktemp("inception") / "random-inception.pth")
+
+
+@pytest.fixture(scope="session")
+def dcgan_smoke_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run directory of one ``python -m ganzoo.train debug=smoke trainer.accelerator=cpu`` run (DCGAN on tiny
+    Fashion-MNIST: 3 iterations, evaluation, sheets, ``checkpoints/last.ckpt`` at step 3), trained once for the
+    whole session. Tests read its outputs and never write into it."""
+    run_dir = tmp_path_factory.mktemp("dcgan_smoke_run")
+    run_cli("train", *QUIET, f"hydra.run.dir={run_dir}", env=cli_env(tiny_data_dir))
+    return run_dir
+
+
+#: DCGAN networks of 4 base channels: for runs whose networks' size does not matter to the test, which then take a
+#: fraction of the time on CPUs.
+SMALL_NETS = ("model.generator.ngf=4", "model.discriminator.ndf=4")
+#: Small networks and batches for ``ganzoo.train.train`` runs inside the test process: an iteration takes
+#: milliseconds, a run of a few iterations about a second.
+TINY = (*SMALL_NETS, "data.batch_size=4", "data.num_workers=0")
+
+#: Environment variables a training run sets for its own process (Lightning's seed, ganzoo's resume choice, the
+#: threads of DDP ranks).
+RUN_ENV = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "OMP_NUM_THREADS", "GANZOO_RESUME")
+
+
+@contextlib.contextmanager
+def process_state_kept() -> Iterator[None]:
+    """Inside: an entry point may change what it changes for its whole process (torch threads, flush-denormal,
+    the global random generators, :data:`RUN_ENV`); on leaving, the test process gets its own values back."""
+    import random
+
+    import numpy as np
+    import torch
+
+    threads = torch.get_num_threads()
+    rng = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    env = {name: os.environ.get(name) for name in RUN_ENV}
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(False)  # torch's default; ganzoo.train.train switches it on
+        torch.set_rng_state(rng[0])
+        random.setstate(rng[1])
+        np.random.set_state(rng[2])
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def train_in_process(tiny_data_dir: Path) -> Iterator[Callable[..., dict[str, float]]]:
+    """``train_in_process(run_dir, *overrides, data_dir=None)``: the run ``python -m ganzoo.train <overrides>
+    hydra.run.dir=<run_dir>`` would do, composed by Hydra and trained by :func:`ganzoo.train.train` in this process
+    (no Hydra run: no ``.hydra`` folder, no ``train.log``); datasets from ``data_dir`` (default: ``tiny_data_dir``).
+    Returns the final metrics; an error is raised as the exception itself. The runs keep torch on one thread
+    (``OMP_NUM_THREADS=1``, which the run honours): tiny networks gain nothing from a second one, and on a busy
+    machine two threads mostly wait for each other. The process-wide settings the runs change are restored after
+    the test."""
+    from ganzoo.train import compose_config, train
+
+    def run(run_dir: Path, *overrides: str, data_dir: Path | None = None) -> dict[str, float]:
+        data = data_dir if data_dir is not None else tiny_data_dir
+        return train(compose_config([*overrides, f"paths.data_dir={data}"], output_dir=str(run_dir)))
+
+    with process_state_kept():
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+        yield run
+
+
+@pytest.fixture
+def run_log(tmp_path: Path) -> Iterator[Path]:
+    """A log file on the root logger, as Hydra's ``<run dir>/train.log`` is during a ``python -m ganzoo.train`` run
+    (what ganzoo writes to "the run's log files" goes there); removed after the test."""
+    path = tmp_path / "train.log"
+    handler = logging.FileHandler(path)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def wandb_records(path: Path) -> list[Any]:
+    """The records of a ``run-<id>.wandb`` file: W&B's LevelDB-style log of protobuf ``Record`` messages."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, chunks, pending = 32768, 7, [], b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block never starts a record header in its last 6 bytes
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:  # full
+            chunks.append(chunk)
+        elif kind == 2:  # first
+            pending = chunk
+        elif kind == 3:  # middle
+            pending += chunk
+        elif kind == 4:  # last
+            chunks.append(pending + chunk)
+    return [wandb_internal_pb2.Record.FromString(c) for c in chunks]
+
+
+def fit_tiny_dcgan(root: Path, steps: int, callbacks: list[Any]) -> Any:
+    """Fit ``tests.builders.tiny_dcgan`` (16 px, 1 channel, seed 0) for ``steps`` iterations on 32 random images,
+    batch 8, with ``callbacks`` and, after them, a :class:`~ganzoo.callbacks.GANCheckpoint` saving
+    ``<root>/checkpoints/step_step=<N>.ckpt`` every 2 iterations and ``last.ckpt``; returns the Trainer."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from ganzoo.callbacks import GANCheckpoint
+    from tests.builders import quiet_trainer, tiny_dcgan
+
+    torch.manual_seed(0)
+    model = tiny_dcgan()
+    data = DataLoader(TensorDataset(torch.rand(32, 1, 16, 16) * 2 - 1, torch.zeros(32)), batch_size=8)
+    checkpoints = GANCheckpoint(
+        dirpath=root / "checkpoints", filename="step_{step}", every_n_train_steps=2, save_top_k=-1, save_last=True
+    )
+    trainer = quiet_trainer(root, max_steps=steps, callbacks=[*callbacks, checkpoints], enable_checkpointing=True)
+    trainer.fit(model, data)
+    return trainer
+
+
+def compose_entry_point(config_name: str, *overrides: str) -> Any:
+    """The config ``python -m ganzoo.<config_name> <overrides>`` runs with (``conf/<config_name>.yaml``). A Hydra
+    entry point called with it (``ganzoo.sample.main(cfg)``) runs its body in this process, as Hydra would, with
+    ganzoo's ``error: <one line>`` and exit status 1 for a ganzoo error (a ``SystemExit``)."""
+    from hydra import compose, initialize_config_dir
+
+    from ganzoo.cli import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))

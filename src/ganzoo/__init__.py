@@ -8,6 +8,7 @@ Python API::
 
 - :func:`ganzoo.load` -- a model in eval mode from a ganzoo checkpoint or a reference implementation's weights;
   ``generate(n, classes, truncation, seed)`` or ``translate(images, direction)``, images float in [-1, 1].
+- :class:`ganzoo.NoiseToImage`, :class:`ganzoo.ImageToImage` -- the two kinds of model, for ``isinstance``.
 - :func:`ganzoo.save_grid` -- a batch of images as one PNG grid.
 - :func:`ganzoo.to_uint8` -- float images in [-1, 1] as uint8 in [0, 255].
 
@@ -25,11 +26,18 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from ganzoo.images import save_grid, to_uint8
     from ganzoo.loading import load
+    from ganzoo.sampling import ImageToImage, NoiseToImage
 
 # Loaded on first use, so that `import ganzoo` (and the CLIs, which import ganzoo.*) stay light.
-_LAZY = {"load": "ganzoo.loading", "save_grid": "ganzoo.images", "to_uint8": "ganzoo.images"}
+_LAZY = {
+    "load": "ganzoo.loading",
+    "save_grid": "ganzoo.images",
+    "to_uint8": "ganzoo.images",
+    "NoiseToImage": "ganzoo.sampling",
+    "ImageToImage": "ganzoo.sampling",
+}
 
-__all__ = ["__version__", "load", "save_grid", "to_uint8"]
+__all__ = ["__version__", "ImageToImage", "NoiseToImage", "load", "save_grid", "to_uint8"]
 
 
 def __getattr__(name: str) -> Any:

@@ -272,10 +272,30 @@ def _buildable_class(target: Any, source: str | Path) -> type:
     return cls
 
 
+#: Classes that moved, by the ``_target_`` older checkpoints' run configs name them with: their current one.
+MOVED_TARGETS = {
+    "ganzoo.data.unpaired.FashionMNISTDomainsDataModule": "ganzoo.data.fmnist_domains.FashionMNISTDomainsDataModule",
+}
+
+
+def with_current_targets(config: Any) -> Any:
+    """``config`` (nested dicts and lists) with every ``_target_`` of a moved class renamed to where it lives now."""
+    if isinstance(config, dict):
+        renamed = {key: with_current_targets(value) for key, value in config.items()}
+        target = renamed.get("_target_")
+        if isinstance(target, str) and target in MOVED_TARGETS:
+            renamed["_target_"] = MOVED_TARGETS[target]
+        return renamed
+    if isinstance(config, list):
+        return [with_current_targets(value) for value in config]
+    return config
+
+
 def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
     """Rebuild the GAN LightningModule saved in a ganzoo checkpoint, weights loaded, in eval mode.
 
-    The model also gets ``run_config`` (the run's resolved config, if recorded) and ``checkpoint_step``.
+    The model also gets ``run_config`` (the run's resolved config, if recorded, with the ``_target_``s of
+    classes that moved since brought up to date) and ``checkpoint_step``.
 
     Needs no config files: the checkpoint carries the resolved model config. Only ganzoo's own model and
     network classes are ever built from it.
@@ -294,7 +314,7 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> Any:
         raise CheckpointError(f"checkpoint {path}: its model config builds {type(model).__name__}, not {cls.__name__}")
     model.load_state_dict(checkpoint["state_dict"])
     model.model_config = config
-    model.run_config = checkpoint["ganzoo"].get("run_config")
+    model.run_config = with_current_targets(checkpoint["ganzoo"].get("run_config"))
     model.checkpoint_step = int(checkpoint.get("global_step", 0))
     return model.eval()
 

@@ -129,7 +129,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise DataError(f"images={cfg.images} does not exist: pass a folder of images or an .npz file")
     device = resolve_device(cfg.device)
     model = load_model(cfg.ckpt) if cfg.ckpt is not None else None
-    run_config = getattr(model, "run_config", None)
+    run_config = model.run_config if model is not None else None
     _complete_data(cfg, run_config)
     # The data first: a missing dataset is reported before anything about the evaluator's weights.
     datamodule = instantiate(cfg.data)

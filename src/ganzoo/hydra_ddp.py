@@ -106,7 +106,8 @@ class DDPRelaunch(Callback):
         self._saved_command: Any = None
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from lightning.pytorch.strategies.launchers import subprocess_script
+        # Lightning and torch are imported by the job itself; loading this callback (every ganzoo CLI) needs neither.
+        from ganzoo.compat import replace_hydra_child_command
 
         self._saved_env = {name: os.environ.get(name) for name in _DDP_ENV}
         local_rank = os.environ.get("LOCAL_RANK")
@@ -118,21 +119,18 @@ class DDPRelaunch(Callback):
         def command(local_rank: int) -> tuple[list[str], str]:
             return child_command(local_rank, module=module)
 
-        self._saved_command = subprocess_script._hydra_subprocess_cmd
-        subprocess_script._hydra_subprocess_cmd = command
+        self._saved_command = replace_hydra_child_command(command)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if self._saved_command is not None:
-            from lightning.pytorch.strategies.launchers import subprocess_script
+        from ganzoo.compat import replace_hydra_child_command
+        from ganzoo.distributed import close_process_group
 
-            subprocess_script._hydra_subprocess_cmd = self._saved_command
+        if self._saved_command is not None:
+            replace_hydra_child_command(self._saved_command)
             self._saved_command = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+        close_process_group()

@@ -17,9 +17,7 @@ import torch
 from ganzoo.errors import CheckpointError, ConfigError
 
 if TYPE_CHECKING:
-    from ganzoo.models.biggan import BigGAN
-    from ganzoo.models.cyclegan import CycleGAN, OneWayTranslator
-    from ganzoo.models.dcgan import DCGAN
+    from ganzoo.sampling import ImageToImage, NoiseToImage
 
 SUPPORTED = (
     "a ganzoo checkpoint (<run dir>/checkpoints/last.ckpt), a BigGAN-PyTorch G.pth / G_ema.pth, "
@@ -30,7 +28,7 @@ SUPPORTED = (
 
 def load(
     path: str | Path, device: str | torch.device = "cpu", *, direction: str | None = None
-) -> DCGAN | BigGAN | CycleGAN | OneWayTranslator:
+) -> NoiseToImage | ImageToImage:
     """Load a GAN for sampling: a model in eval mode on ``device``, whatever file it comes from.
 
     Example::
@@ -52,12 +50,13 @@ def load(
             ``"BtoA"``. Default: ``BtoA`` for ``*G_B.pth`` files, else ``AtoB``.
 
     Returns:
-        A noise-to-image model (DCGAN, BigGAN) with
+        A :class:`~ganzoo.sampling.NoiseToImage` model (DCGAN, BigGAN) with
         ``generate(n, classes=None, truncation=None, seed=None)`` -> float32 (n, C, H, W) in [-1, 1]
         (``classes``: class ids for class-conditional models, repeated up to ``n``; ``seed``: the same images
         on every call and device), ``latent_dim`` and ``num_classes`` (0: unconditional);
-        or a translation model (a ganzoo CycleGAN: both directions; a single official generator: its own)
-        with ``translate(images, direction="AtoB")``: float (N, C, H, W) in [-1, 1] -> float32 in [-1, 1].
+        or an :class:`~ganzoo.sampling.ImageToImage` model (a ganzoo CycleGAN: both directions; a single
+        official generator: its own) with ``translate(images, direction="AtoB")``: float (N, C, H, W) in
+        [-1, 1] -> float32 in [-1, 1]. ``isinstance(model, ganzoo.NoiseToImage)`` tells the two apart.
         ``ganzoo.to_uint8`` and ``ganzoo.save_grid`` turn the images into uint8 tensors or a PNG grid.
 
     Raises:

@@ -22,31 +22,21 @@ from ganzoo.cpus import set_torch_threads
 from ganzoo.errors import ConfigError
 from ganzoo.images import from_uint8, save_grid, to_uint8
 from ganzoo.loading import load, resolve_device
-from ganzoo.models.truncation import check_truncation
+from ganzoo.sampling import NoiseToImage, check_truncation, generate_in_batches, seeded_inputs
 
 log = logging.getLogger("ganzoo.sample")
 
 
-def load_sampler(ckpt: str | Path, sampling: dict[str, Any] | None = None) -> Any:
-    """The noise-to-image model behind ``ckpt`` (any file :func:`ganzoo.loading.load` takes), in eval mode.
-
-    ``sampling`` overrides the model's sampling settings (BigGAN's ``G_eval_mode``, ``standing_stats``); None
-    values keep the checkpoint's own. BigGAN-PyTorch files sample in eval mode unless told otherwise, as
-    BigGAN-PyTorch's ImageNet recipe (``--G_eval_mode``) does.
-    """
-    model = load(ckpt, device="cpu")
-    if not hasattr(model, "generate"):
+def load_sampler(ckpt: str | Path, device: str | torch.device = "cpu") -> NoiseToImage:
+    """The noise-to-image model behind ``ckpt`` (any file :func:`ganzoo.loading.load` takes), in eval mode on
+    ``device``; a ConfigError pointing to ``ganzoo.translate`` for a translation model."""
+    model = load(ckpt, device=device)
+    if not isinstance(model, NoiseToImage):
         raise ConfigError(
             f"ckpt={ckpt} is a translation model ({type(model).__name__}), it translates images instead of "
             f"sampling them: use python -m ganzoo.translate ckpt={ckpt} input=<folder> output=<folder>"
         )
-    for name, value in (sampling or {}).items():
-        if value is None:
-            continue
-        if name not in model.hparams:
-            raise ConfigError(f"{name}={value} does not apply to a {type(model).__name__}: remove {name}=")
-        model.hparams[name] = value
-    return model.eval()
+    return model
 
 
 def sample(
@@ -61,8 +51,11 @@ def sample(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Generate ``n`` images from checkpoint ``ckpt``: uint8 (n, C, H, W) on the CPU, and labels (n,) or None.
 
-    ``truncation`` applies the truncation trick; ``classes`` restricts the labels to these ids (cycled);
-    ``sampling`` as in :func:`load_sampler`.
+    The images are those of ``model.generate(n, classes, truncation, seed)``, made ``batch_size`` at a time:
+    ``truncation`` applies the truncation trick; ``classes`` restricts the labels to these ids (cycled).
+    ``sampling`` holds the model's sampling settings for these images (BigGAN's ``G_eval_mode``,
+    ``standing_stats``); None values keep the checkpoint's own. BigGAN-PyTorch files sample in eval mode unless
+    told otherwise, as BigGAN-PyTorch's ImageNet recipe (``--G_eval_mode``) does.
     """
     for name, value in (("n", n), ("batch_size", batch_size), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and name != "seed"):
@@ -70,15 +63,10 @@ def sample(
             raise ConfigError(f"{name}={value!r} is not {kind}: e.g. {name}=100")
     device = resolve_device(device)
     truncation = check_truncation(truncation)
-    model = load_sampler(ckpt, sampling).to(device)
-    generator = torch.Generator().manual_seed(seed)
-    labels = model.class_labels(n, classes, generator)
-    chunks = []
-    for start in range(0, n, batch_size):
-        z = model.sample_latent(min(batch_size, n - start), generator=generator, truncation=truncation)
-        batch_labels = labels[start : start + len(z)] if labels is not None else None
-        chunks.append(to_uint8(model.generate(z=z, labels=batch_labels)).cpu())
-    return torch.cat(chunks), labels
+    model = load_sampler(ckpt, device)
+    latents, labels = seeded_inputs(model, n, classes, truncation, seed)
+    batches = generate_in_batches(model, latents, labels, batch_size, **(sampling or {}))
+    return torch.cat([to_uint8(images).cpu() for images, _ in batches]), labels
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="sample")

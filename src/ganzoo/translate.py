@@ -8,7 +8,6 @@ there is one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import hydra
@@ -26,28 +25,28 @@ from ganzoo.errors import ConfigError, DataError
 from ganzoo.images import from_uint8, to_uint8
 from ganzoo.loading import load, resolve_device
 from ganzoo.models.cyclegan import OneWayTranslator
+from ganzoo.sampling import ImageToImage, translate_in_batches
 
 log = logging.getLogger("ganzoo.translate")
 
 
-def translator(
-    ckpt: str | Path, direction: str | None, device: str | torch.device
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], int]:
-    """A function translating float (N, C, H, W) in [-1, 1] on ``device``, and the channels it expects.
+def translator(ckpt: str | Path, direction: str | None, device: str | torch.device) -> tuple[ImageToImage, str]:
+    """The translation model behind ``ckpt`` on ``device``, and the direction to translate.
 
     ``ckpt`` is any file :func:`ganzoo.loading.load` takes that holds a translation model. ``direction`` None
-    means AtoB for a ganzoo checkpoint and the file's own direction for a single generator file (BtoA for
-    ``*G_B.pth``, else AtoB); given for a single generator file, it says which way that generator translates.
+    means the model's first direction: AtoB for a ganzoo checkpoint, the file's own for a single generator file
+    (BtoA for ``*G_B.pth``, else AtoB); given for a single generator file, it says which way that generator
+    translates. A ConfigError for a direction the model does not translate.
     """
     model = load(ckpt, device=device)
-    if not hasattr(model, "translate"):
+    if not isinstance(model, ImageToImage):
         raise ConfigError(f"{ckpt} is a {type(model).__name__} checkpoint, not a translation model: use ganzoo.sample")
-    if isinstance(model, OneWayTranslator):
+    if isinstance(model, OneWayTranslator) and direction is not None:
         # A lone generator's file does not record its direction: the user's word decides, else its name.
-        model.direction = direction or model.direction
-    direction = direction or getattr(model, "direction", "AtoB")
-    channels = model.source_channels(direction)  # also checks the direction against the model's
-    return lambda images: model.translate(images, direction), channels
+        model.direction = direction
+    direction = direction or model.directions[0]
+    model.source_channels(direction)  # checks the direction against the model's
+    return model, direction
 
 
 def _load(path: Path, channels: int, image_size: int | None) -> torch.Tensor:
@@ -86,15 +85,17 @@ def translate_folder(
         raise DataError(f"input={input_dir} contains no images: pass a folder of images")
     if output_dir.resolve() == input_dir.resolve():
         raise ConfigError("output= must differ from input=: the translations would overwrite the originals")
-    translate, channels = translator(ckpt, direction, device)
+    model, direction = translator(ckpt, direction, device)
+    channels = model.source_channels(direction)
     # Batches of equal sizes: with image_size=null, images of different sizes go in different batches.
+    step = batch_size if image_size is not None else 1
+    chunks = [files[start : start + step] for start in range(0, len(files), step)]
+    sources = (from_uint8(torch.stack([_load(f, channels, image_size) for f in chunk])) for chunk in chunks)
     written = []
-    for start in range(0, len(files), batch_size if image_size is not None else 1):
-        chunk = files[start : start + (batch_size if image_size is not None else 1)]
-        images = torch.stack([_load(f, channels, image_size) for f in chunk])
-        for source, translated in zip(chunk, translate(from_uint8(images)), strict=True):
+    for chunk, translated in zip(chunks, translate_in_batches(model, sources, direction), strict=True):
+        for source, image in zip(chunk, translated, strict=True):
             target = output_dir / source.relative_to(input_dir)
-            _save(translated, target)
+            _save(image, target)
             written.append(target)
     return written
 

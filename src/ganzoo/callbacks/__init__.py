@@ -9,6 +9,7 @@ from ganzoo.callbacks.interpolation import InterpolationSheet
 from ganzoo.callbacks.metrics_log import MetricsLog
 from ganzoo.callbacks.preemption import Preempted, PreemptionCheckpoint
 from ganzoo.callbacks.progress import IterationProgressBar
+from ganzoo.callbacks.run_summary import RunSummary
 from ganzoo.callbacks.sample_grid import SampleGrid
 from ganzoo.callbacks.translation_grid import TranslationGrid
 
@@ -25,6 +26,7 @@ __all__ = [
     "NonFiniteGuard",
     "Preempted",
     "PreemptionCheckpoint",
+    "RunSummary",
     "SampleGrid",
     "TranslationGrid",
 ]

@@ -10,6 +10,14 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from ganzoo.checkpoint import checkpoint_dirs, checkpoint_step, unwritable_reason
+from ganzoo.compat import (
+    checkpoint_candidates,
+    mark_step_saved,
+    save_last_checkpoint_file,
+    save_top_k_checkpoint,
+    skips_checkpoint_now,
+    write_checkpoint_file,
+)
 from ganzoo.errors import CheckpointError, GanzooError
 
 
@@ -51,9 +59,10 @@ class GANCheckpoint(ModelCheckpoint):
         options.append(" ".join(keys) if keys else "dirpath=<a writable folder> for this checkpoint callback")
         return "pass " + ", or ".join(options)
 
+    # Overrides the private hook every ModelCheckpoint write goes through (see ganzoo.compat.write_checkpoint_file).
     def _save_checkpoint(self, trainer: Trainer, filepath: str) -> None:
         try:
-            super()._save_checkpoint(trainer, filepath)
+            write_checkpoint_file(self, trainer, filepath)
         except OSError as e:  # a full disk, a folder that went away or became read-only mid-run
             raise CheckpointError(
                 f"cannot write checkpoint {filepath} ({e.strerror or type(e).__name__}): free space in "
@@ -87,11 +96,11 @@ class GANCheckpoint(ModelCheckpoint):
                 return self.last_model_path
             if bool(trainer.fast_dev_run):
                 return ""
-            self._last_global_step_saved = -1  # so the check below does not skip this step
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            mark_step_saved(self, -1)  # so the check below does not skip this step
+        if not skips_checkpoint_now(self, trainer):
+            save_last_checkpoint_file(self, trainer)
             # Marks this step as saved, so on_train_end does not overwrite it with the closed-epoch state.
-            self._last_global_step_saved = trainer.global_step
+            mark_step_saved(self, trainer.global_step)
         return self.last_model_path
 
 
@@ -136,9 +145,9 @@ class BestCheckpoint(GANCheckpoint):
         return self.monitor is not None
 
     def _save_final(self, trainer: Trainer) -> None:
-        if self.monitor is None or self._should_skip_saving_checkpoint(trainer):
+        if self.monitor is None or skips_checkpoint_now(self, trainer):
             return
-        candidates = self._monitor_candidates(trainer)
+        candidates = checkpoint_candidates(self, trainer)
         if self.monitor in candidates:
-            self._save_topk_checkpoint(trainer, candidates)
-            self._last_global_step_saved = trainer.global_step
+            save_top_k_checkpoint(self, trainer, candidates)
+            mark_step_saved(self, trainer.global_step)

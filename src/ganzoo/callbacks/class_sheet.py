@@ -8,6 +8,7 @@ from lightning.pytorch import LightningModule, Trainer
 from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.errors import ConfigError
 from ganzoo.images import image_grid
+from ganzoo.sampling import NoiseToImage, fixed_latents
 
 
 class ClassSheet(ImageSheetCallback):
@@ -15,7 +16,8 @@ class ClassSheet(ImageSheetCallback):
     other row, so a column shows what one latent becomes in each class (BigGAN-PyTorch's sample sheets).
 
     Written to ``<run dir>/class_sheets`` and sent to the loggers on the schedule of
-    :class:`~ganzoo.callbacks.image_sheet.ImageSheetCallback`. Models without classes are left alone.
+    :class:`~ganzoo.callbacks.image_sheet.ImageSheetCallback`. Models that are not class-conditional
+    :class:`~ganzoo.sampling.NoiseToImage` models are left alone.
 
     Args:
         every_n_steps: interval in generator updates; 0 writes only at the start and the end.
@@ -58,16 +60,13 @@ class ClassSheet(ImageSheetCallback):
         return self.classes
 
     def applies_to(self, pl_module: LightningModule) -> bool:
-        return getattr(pl_module, "num_classes", 0) >= 2 and bool(getattr(pl_module, "latent_dim", 0))
+        return isinstance(pl_module, NoiseToImage) and pl_module.num_classes >= 2
 
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
-        num_classes = getattr(pl_module, "num_classes", 0)
-        if not self.applies_to(pl_module):
+        if not isinstance(pl_module, NoiseToImage) or pl_module.num_classes < 2:
             return None
-        rows = self.rows(num_classes)
-        z = pl_module.sample_latent(
-            self.samples_per_class, generator=torch.Generator().manual_seed(self.seed), truncation=self.truncation
-        )
+        rows = self.rows(pl_module.num_classes)
+        z = fixed_latents(self.samples_per_class, pl_module.latent_dim, self.seed, self.truncation)
         labels = torch.tensor(rows).repeat_interleave(self.samples_per_class)
         images = pl_module.generate(z=z.repeat(len(rows), 1), labels=labels)
         caption = f"step {trainer.global_step}: rows are classes {rows}"

@@ -8,11 +8,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from ganzoo.checkpoint import newest_saved
 from ganzoo.compat import step_logged_tensors
+from ganzoo.distributed import all_reduce
 from ganzoo.errors import GanzooError
 from ganzoo.loop import acts_at, writes_logs
 
@@ -21,16 +21,6 @@ log = logging.getLogger(__name__)
 
 class NonFiniteError(GanzooError):
     """Training produced a NaN or infinite loss (or weights): the run diverged."""
-
-
-def all_reduce(trainer: Trainer, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
-    """``torch.distributed.all_reduce`` (``op``: "sum" or "max") under DDP, in place; a no-op on one process.
-
-    Unlike ``trainer.strategy.reduce`` it adds no barrier: one collective per call.
-    """
-    if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
-    return tensor
 
 
 def describe_last_good(trainer: Trainer) -> str:
@@ -62,8 +52,8 @@ class NonFiniteGuard(Callback):
     - when more than ``max_pending`` iterations are waiting (a run that logs rarely).
 
     The stop may come a few iterations after the bad one; the error names the first bad iteration and its values.
-    It raises in ``on_train_batch_end`` before the checkpoint callbacks of that iteration (``ganzoo.train`` puts
-    this callback first). With ``check_checkpoints`` it also refuses to write a checkpoint whose weights or
+    It raises in ``on_train_batch_end`` before the checkpoint callbacks of that iteration
+    (``conf/callbacks/default.yaml`` lists this callback first). With ``check_checkpoints`` it also refuses to write a checkpoint whose weights or
     optimizer state hold non-finite values (weights that went bad without a bad loss yet).
 
     Args:
@@ -127,7 +117,7 @@ class NonFiniteGuard(Callback):
         step = first_bad
         if trainer.world_size > 1:
             # The earliest bad iteration over all processes (a process with NaNs may not be rank 0).
-            step = -int(all_reduce(trainer, torch.tensor([-first_bad], device=device), "max").item())
+            step = -int(all_reduce(torch.tensor([-first_bad], device=device), "max").item())
         if step == _NO_STEP:
             return
         where = "on another process"
@@ -155,7 +145,7 @@ class NonFiniteGuard(Callback):
         else:
             finite = torch.ones((), dtype=torch.bool, device=device)
         flag = (~finite).to(torch.int32).reshape(1)
-        if not all_reduce(trainer, flag, "max").item():
+        if not all_reduce(flag, "max").item():
             return
         first = next((name for name, t in tensors if not torch.isfinite(t).all()), "a tensor on another process")
         raise NonFiniteError(

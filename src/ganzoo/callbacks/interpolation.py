@@ -8,6 +8,7 @@ from lightning.pytorch import LightningModule, Trainer
 from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.errors import ConfigError
 from ganzoo.images import image_grid
+from ganzoo.sampling import NoiseToImage, draw_latents, seeded
 
 
 def interpolate(start: torch.Tensor, end: torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -27,7 +28,7 @@ class InterpolationSheet(ImageSheetCallback):
 
     Endpoints come from ``seed``, so every step shows the same walks. Written to ``<run dir>/interp_z`` or
     ``interp_class`` and sent to the loggers. A ``space="class"`` sheet needs a class-conditional model; a
-    ``space="z"`` sheet works for any noise-to-image model.
+    ``space="z"`` sheet works for any :class:`~ganzoo.sampling.NoiseToImage` model.
 
     Args:
         every_n_steps: interval in generator updates; 0 writes only at the start and the end.
@@ -62,15 +63,15 @@ class InterpolationSheet(ImageSheetCallback):
         self.seed = seed
 
     def applies_to(self, pl_module: LightningModule) -> bool:
-        num_classes = getattr(pl_module, "num_classes", 0)
-        return bool(getattr(pl_module, "latent_dim", 0)) and (self.space != "class" or num_classes >= 2)
+        return isinstance(pl_module, NoiseToImage) and (self.space != "class" or pl_module.num_classes >= 2)
 
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
-        num_classes = getattr(pl_module, "num_classes", 0)
         if not self.applies_to(pl_module):
             return None
-        noise = torch.Generator().manual_seed(self.seed)
-        z = pl_module.sample_latent(2 * self.num_rows, generator=noise, truncation=self.truncation).cpu()
+        num_classes = pl_module.num_classes
+        # One stream for the endpoints, latents first and then classes, so every step shows the same walks.
+        noise = seeded(self.seed)
+        z = draw_latents(2 * self.num_rows, pl_module.latent_dim, noise, self.truncation)
         classes = torch.randint(max(num_classes, 1), (2, self.num_rows), generator=noise)
         if self.space == "z":
             latents = interpolate(z[: self.num_rows], z[self.num_rows :], self.num_steps)

@@ -11,13 +11,18 @@ from types import FrameType
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from lightning.fabric.plugins.environments import LightningEnvironment
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ganzoo.callbacks.checkpoint import save_last_checkpoint
-from ganzoo.compat import disable_sigterm_broadcast
+from ganzoo.compat import (
+    call_after_signal_registration,
+    disable_sigterm_broadcast,
+    signal_handlers_restored_at_teardown,
+    stop_calling_after_signal_registration,
+)
+from ganzoo.distributed import all_reduce, host_group, world_size
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ class PreemptionCheckpoint(Callback):
         self.received: signal.Signals | None = None
         self._active = False
         self._previous: dict[signal.Signals, Any] = {}
-        self._connector: Any = None
+        self._hooked = False  # whether the trainer calls _install after registering its own handlers
         self._host_group: Any = None  # the process group the stop flag is reduced over (None: the default one)
 
     # ------------------------------------------------------------------------------ handlers
@@ -85,18 +90,18 @@ class PreemptionCheckpoint(Callback):
                 self._previous.setdefault(sig, current)
                 signal.signal(sig, self._on_signal)
 
-    def _uninstall(self) -> None:
+    def _uninstall(self, trainer: Trainer) -> None:
         self._active = False
-        if self._connector is not None:
-            self._connector.__dict__.pop("register_signal_handlers", None)
+        if self._hooked:
+            stop_calling_after_signal_registration(trainer)
             # After an exception Lightning's teardown comes after on_exception and re-registers the handlers it
             # found when it registered its own: ours. Make it restore the ones from before the fit instead.
-            originals = getattr(self._connector, "_original_handlers", None)
-            if isinstance(originals, dict):
+            originals = signal_handlers_restored_at_teardown(trainer)
+            if originals is not None:
                 for sig, handler in self._previous.items():
                     if originals.get(sig) == self._on_signal:
                         originals[sig] = handler
-            self._connector = None
+            self._hooked = False
         if threading.current_thread() is threading.main_thread():
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
@@ -108,42 +113,32 @@ class PreemptionCheckpoint(Callback):
         self._active = True
         self._previous = {}
         self._install()
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        if world_size() > 1:
             # Every process runs setup: the collective creation of a CPU (gloo) group for the per-iteration flag,
             # unless the run's own group already is one (CPU DDP).
-            self._host_group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo")
+            self._host_group = host_group()
             # This callback takes SIGTERM over from Lightning, whose loop would otherwise broadcast its own (never
             # set) flag from the device every iteration, making every process wait for its GPU.
             disable_sigterm_broadcast(trainer)
         # Lightning registers its SIGTERM handler just before the loops start (after on_fit_start) and would
         # chain ours behind its own; put ours back right after it, before DataLoader workers fork with a copy.
-        connector = getattr(trainer, "_signal_connector", None)
-        register = getattr(connector, "register_signal_handlers", None)
-        if register is not None:
-
-            def register_then_ours() -> None:
-                register()
-                self._install()
-
-            connector.register_signal_handlers = register_then_ours
-            self._connector = connector
+        self._hooked = call_after_signal_registration(trainer, self._install)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._install()  # in case the Lightning internals above change
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._uninstall()
+        self._uninstall(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
-        self._uninstall()  # Lightning skips the teardown hooks after an exception
+        self._uninstall(trainer)  # Lightning skips the teardown hooks after an exception
 
     # ----------------------------------------------------------------------------- stopping
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any, **kwargs: Any) -> None:
         stop = self.received is not None
-        if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        if world_size() > 1:
             # On the host, through the CPU group: GPU processes agree without waiting for their devices.
-            flag = torch.tensor([int(stop)], dtype=torch.int32)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self._host_group)
+            flag = all_reduce(torch.tensor([int(stop)], dtype=torch.int32), "max", group=self._host_group)
             stop = bool(flag[0])
         if stop:
             self._save_and_exit(trainer)

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks.progress import ProgressBar
 from rich.console import Console
 from rich.progress import (
@@ -43,6 +43,15 @@ class _ProgressWithValues(Progress):
         yield self.make_tasks_table(self.tasks)
         if self.values:
             yield self.values
+
+
+def progress_bar_arguments(callbacks: list[Callback], enable_progress_bar: bool | None = None) -> dict[str, Any]:
+    """The Trainer's ``callbacks`` and ``enable_progress_bar`` for a run whose bar is the one among ``callbacks``
+    (``callbacks.progress_bar``): without one (null) there is no bar, rather than the default bar Lightning adds.
+    ``enable_progress_bar=False`` (a trainer config's) removes a configured one: Lightning would refuse the pair."""
+    if enable_progress_bar is False:
+        callbacks = [cb for cb in callbacks if not isinstance(cb, ProgressBar)]
+    return {"callbacks": callbacks, "enable_progress_bar": any(isinstance(cb, ProgressBar) for cb in callbacks)}
 
 
 def run_length(trainer: Trainer) -> int | None:

@@ -9,15 +9,17 @@ from lightning.pytorch import LightningModule, Trainer
 
 from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.images import image_grid
+from ganzoo.sampling import NoiseToImage, cycled_classes, fixed_latents
 
 
 class SampleGrid(ImageSheetCallback):
     """Every ``every_n_steps`` generator updates, at the start and at the end of training, generate from
     the same ``num_samples`` latents and write ``<dirpath>/step_XXXXXXX.png`` plus ``last.png``.
 
-    Models without latents (CycleGAN) are left alone. The latents are drawn once from ``seed`` and stored in
-    the checkpoint, so a resumed run keeps drawing the same batch. Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class
-    per column when ``nrow`` equals the number of classes.
+    Models that are not :class:`~ganzoo.sampling.NoiseToImage` (CycleGAN) are left alone. The latents are drawn
+    once from ``seed`` and stored in the checkpoint, so a resumed run keeps drawing the same batch.
+    Class-conditional models get labels ``0, 1, ..., K-1, 0, 1, ...``, one class per column when ``nrow`` equals
+    the number of classes.
 
     Args:
         every_n_steps: interval in generator updates (``trainer.global_step``); 0 writes only start and end.
@@ -43,26 +45,20 @@ class SampleGrid(ImageSheetCallback):
         self.nrow = nrow
         self.latents: torch.Tensor | None = None
 
-    def _labels(self, pl_module: LightningModule) -> torch.Tensor | None:
-        if not getattr(pl_module, "num_classes", 0):
-            return None
-        return torch.arange(self.num_samples) % pl_module.num_classes
-
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if not getattr(pl_module, "latent_dim", 0):
+        if not isinstance(pl_module, NoiseToImage):
             return  # a translation model (CycleGAN): TranslationGrid shows it
         if self.latents is None:
-            self.latents = pl_module.sample_latent(
-                self.num_samples, generator=torch.Generator().manual_seed(self.seed)
-            ).cpu()
+            self.latents = fixed_latents(self.num_samples, pl_module.latent_dim, self.seed)
 
     def applies_to(self, pl_module: LightningModule) -> bool:
-        return bool(getattr(pl_module, "latent_dim", 0))
+        return isinstance(pl_module, NoiseToImage)
 
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
-        if self.latents is None:
+        if self.latents is None or not isinstance(pl_module, NoiseToImage):
             return None
-        images = pl_module.generate(z=self.latents, labels=self._labels(pl_module))
+        labels = cycled_classes(len(self.latents), pl_module.num_classes)
+        images = pl_module.generate(z=self.latents, labels=labels)
         return image_grid(images, nrow=self.nrow), f"step {trainer.global_step}"
 
     def state_dict(self) -> dict[str, Any]:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import WandbLogger
 
 from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.images import image_grid, to_uint8
+from ganzoo.sampling import ImageToImage
 
 COLUMNS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
 
 
 class TranslationGrid(ImageSheetCallback):
-    """For models with ``translate(images, direction)`` (CycleGAN): every ``every_n_steps`` generator updates,
+    """For :class:`~ganzoo.sampling.ImageToImage` models (CycleGAN): every ``every_n_steps`` generator updates,
     at the start and at the end, write ``<dirpath>/step_XXXXXXX.png`` (and ``last.png``), one row per example:
     real_A | fake_B | rec_A | real_B | fake_A | rec_B.
 
@@ -33,15 +32,16 @@ class TranslationGrid(ImageSheetCallback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         fixed = getattr(trainer.datamodule, "fixed_examples", None)
-        if hasattr(pl_module, "translate") and fixed is not None and self.examples is None:
+        if isinstance(pl_module, ImageToImage) and fixed is not None and self.examples is None:
             self.examples = fixed(self.num_examples)
 
-    def stages(self, pl_module: Any) -> list[torch.Tensor]:
+    def stages(self, pl_module: ImageToImage) -> list[torch.Tensor]:
         """The six image batches of the sheet, in :data:`COLUMNS` order, each (n, C, H, W) in [-1, 1]."""
         assert self.examples is not None
-        real_a, real_b = (x.to(pl_module.device) for x in self.examples)
+        real_a, real_b = self.examples
         fake_b = pl_module.translate(real_a, "AtoB")
         fake_a = pl_module.translate(real_b, "BtoA")
+        real_a, real_b = real_a.to(fake_b.device), real_b.to(fake_a.device)  # beside the translations
         return [
             real_a,
             fake_b,
@@ -52,7 +52,7 @@ class TranslationGrid(ImageSheetCallback):
         ]
 
     def applies_to(self, pl_module: LightningModule) -> bool:
-        return hasattr(pl_module, "translate")
+        return isinstance(pl_module, ImageToImage)
 
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         if self.examples is None:

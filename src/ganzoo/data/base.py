@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ganzoo.data.loader_position import LoaderPosition, PositionTrackingLoader
 from ganzoo.data.loader_settings import AUTO, LoaderRequest, LoaderSettings, Placement
-from ganzoo.data.sampler import EpochShuffleSampler, process_share
+from ganzoo.data.sampler import EpochShuffleSampler
+from ganzoo.distributed import process_share
 from ganzoo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,18 @@ def check_load_size(load_size: int, image_size: int, remedy: str = "") -> None:
             f"data.load_size={load_size} is smaller than data.image_size={image_size}: "
             f"set data.load_size to at least {image_size}{remedy}"
         )
+
+
+def without_augmentation(dataset: Dataset) -> Dataset:
+    """``dataset.without_augmentation()`` where the dataset offers one (a deterministic view), else ``dataset``."""
+    view = getattr(dataset, "without_augmentation", None)
+    return view() if view is not None else dataset
+
+
+def dataset_fingerprint(dataset: Dataset) -> str | None:
+    """``dataset.fingerprint()`` (a digest that changes with the data) where the dataset offers one, else None."""
+    digest = getattr(dataset, "fingerprint", None)
+    return digest() if digest is not None else None
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -63,7 +77,11 @@ class ImageDataModule(L.LightningDataModule):
             :attr:`short_name`, e.g. ``fmnist``.
 
     Subclasses implement :meth:`_build_datasets`, and :meth:`prepare_data` when they can download.
-    All constructor arguments, the subclass's included, are saved as hyperparameters.
+    All constructor arguments, the subclass's included, are saved as hyperparameters (and so in checkpoints);
+    they are not merged into the logged hyperparameters, which the run's config already holds in full.
+
+    :meth:`state_dict` holds where the train loader is (epoch, items taken), so that a run resumed from a
+    checkpoint continues with the batch, flips and crops the uninterrupted run would have trained on next.
     """
 
     #: Class count fixed by the dataset; None when only the data can tell (image folders).
@@ -94,8 +112,10 @@ class ImageDataModule(L.LightningDataModule):
         name: str | None = None,
     ) -> None:
         super().__init__()
-        # Walks up the __init__ frames, so subclass arguments are recorded too.
-        self.save_hyperparameters()
+        # Walks up the __init__ frames, so subclass arguments are recorded too. Not for the loggers: the run's
+        # config is logged whole, and Lightning's merge with the model's hyperparameters fails on shared names
+        # that differ (BigGAN's batch_size is the batch of one D step, data.batch_size the loader's).
+        self.save_hyperparameters(logger=False)
         _check_positive("image_size", image_size, "64")
         _check_positive("batch_size", batch_size, "64")
         if channels not in (1, 3):
@@ -122,6 +142,10 @@ class ImageDataModule(L.LightningDataModule):
             raise ConfigError(f"data.name={self.name!r} must be letters, digits, - or _: e.g. data.name=faces")
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
+        # The train loader of the current run, which tracks its position; and a position loaded from a
+        # checkpoint for the next train loader to start at.
+        self._train_loader: PositionTrackingLoader | None = None
+        self._restored_position: LoaderPosition | None = None
 
     @property
     def num_classes(self) -> int:
@@ -159,14 +183,11 @@ class ImageDataModule(L.LightningDataModule):
         train_set, val_set = self._require_setup()
         if split not in ("train", "val"):
             raise ConfigError(f"unknown split {split!r}: use train or val")
-        dataset = train_set if split == "train" else val_set
-        without = getattr(dataset, "without_augmentation", None)
-        return without() if without is not None else dataset
+        return without_augmentation(train_set if split == "train" else val_set)
 
     def fingerprint(self, split: str) -> str | None:
         """A digest of the ``split`` data that changes when the data does (None if the dataset cannot tell)."""
-        digest = getattr(self.eval_dataset(split), "fingerprint", None)
-        return digest() if digest is not None else None
+        return dataset_fingerprint(self.eval_dataset(split))
 
     def _processes(self) -> tuple[int, int]:
         """(world size, global rank) of the run this module is attached to; (1, 0) outside a trainer."""
@@ -215,8 +236,9 @@ class ImageDataModule(L.LightningDataModule):
         sampler: Sampler | None = None
         if train:
             sampler = EpochShuffleSampler(len(dataset), seed=self.seed, num_replicas=world_size, rank=rank)  # type: ignore[arg-type]
-            if self.trainer is not None and self.trainer.global_step > 0:
-                sampler.resume(*self._resume_position(sampler))
+            start = self._start_position(sampler)
+            if start is not None:
+                sampler.resume(start.epoch, start.items)
         elif world_size > 1:
             sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)
         placement = self._placement()
@@ -227,34 +249,68 @@ class ImageDataModule(L.LightningDataModule):
                 log.info(self.loader_request.describe(settings, placement))
         # Workers only run __getitem__ on the (index, seed) keys the sampler yields in this process, so
         # batches are the same with any number of workers, and a resumed sampler resumes them too.
-        return DataLoader(
-            dataset,
-            batch_size=self.process_batch_size,
-            sampler=sampler,
-            drop_last=train and self.drop_last,
-            **settings.kwargs(),
-        )
+        kwargs: dict[str, Any] = {"batch_size": self.process_batch_size, "sampler": sampler, **settings.kwargs()}
+        if not train:
+            return DataLoader(dataset, **kwargs)
+        self._train_loader = PositionTrackingLoader(dataset, drop_last=self.drop_last, **kwargs)
+        self._restored_position = None  # from here on the loader's own position is the one to save
+        return self._train_loader
 
-    def _resume_position(self, sampler: EpochShuffleSampler) -> tuple[int, int]:
-        """(epoch, items of this process's shard already trained on) for a run restored from a checkpoint.
+    def state_dict(self) -> dict[str, Any]:
+        """``{"train_position": {"epoch", "items"}}``: where the train loader is (see :meth:`load_state_dict`).
 
-        One training step takes one batch, so ``global_step`` counts batches; epochs are as long as this
-        run's loader (after ``trainer.limit_train_batches``). An interrupted epoch continues its order where
-        it stopped instead of starting over.
+        ``items`` counts this process's share of the epoch's order handed out as batches (which under DDP is
+        the same number on every process). Empty before any train loader exists or was restored.
         """
-        assert self.trainer is not None
+        position = self._train_loader.position if self._train_loader is not None else self._restored_position
+        return {"train_position": position.state_dict()} if position is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the position :meth:`state_dict` saved: the next train loader starts there.
+
+        Lightning calls this when it restores a checkpoint, before the train loader is built.
+        """
+        saved = state_dict.get("train_position")
+        self._restored_position = LoaderPosition.from_state_dict(saved) if saved is not None else None
+        self._train_loader = None
+
+    def _batches_per_epoch(self, sampler: EpochShuffleSampler) -> int:
+        """Batches an epoch of this run's train loader has (after ``trainer.limit_train_batches``)."""
         batch = self.process_batch_size
         per_epoch = sampler.per_replica // batch if self.drop_last else -(-sampler.per_replica // batch)
-        limit = self.trainer.limit_train_batches
+        limit = self.trainer.limit_train_batches if self.trainer is not None else None
         if isinstance(limit, int):
             per_epoch = min(per_epoch, limit)
         elif limit is not None:
             per_epoch = int(per_epoch * limit)
+        return per_epoch
+
+    def _start_position(self, sampler: EpochShuffleSampler) -> LoaderPosition | None:
+        """Where a new train loader starts: None (the beginning) for a fresh run, else the saved position.
+
+        An epoch whose batches were all taken continues with the next one rather than with its leftover items.
+        """
+        position = self._restored_position
+        if position is None:
+            if self.trainer is None or self.trainer.global_step == 0:
+                return None
+            position = self._position_from_global_step(sampler)
+        if position.items >= min(self._batches_per_epoch(sampler) * self.process_batch_size, sampler.per_replica):
+            return LoaderPosition(position.epoch + 1, 0)
+        return position
+
+    def _position_from_global_step(self, sampler: EpochShuffleSampler) -> LoaderPosition:
+        """The loader position of a run restored from a checkpoint that does not hold one (written before
+        DataModules saved it), or of a train loader rebuilt mid-run (``reload_dataloaders_every_n_epochs``).
+
+        One training step takes one batch, so ``global_step`` counts batches; epochs are as long as this
+        run's loader (after ``trainer.limit_train_batches``).
+        """
+        assert self.trainer is not None
+        per_epoch = self._batches_per_epoch(sampler)
         epoch = self.trainer.current_epoch
         done = self.trainer.global_step - epoch * per_epoch
-        if done >= per_epoch:
-            epoch, done = epoch + 1, 0
-        return epoch, max(0, done) * batch
+        return LoaderPosition(epoch, max(0, done) * self.process_batch_size)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled batches of the train set: (B, channels, image_size, image_size) float32, (B,) int64."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -61,13 +62,90 @@ def load_split(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, torc
     return images.unsqueeze(1), labels.to(torch.int64)
 
 
-class FashionMNISTDataModule(ImageDataModule):
+@dataclass(frozen=True)
+class FashionMNISTFiles:
+    """Where the Fashion-MNIST idx files (gzipped or not) are looked for and, if allowed, downloaded to.
+
+    In order: ``<data_dir>/FashionMNIST/raw`` (torchvision's layout), ``<data_dir>/fashion-mnist`` and
+    ``system_dir`` (the Debian package's directory); failing that, :meth:`download_if_missing` fetches them
+    with torchvision into ``<data_dir>/FashionMNIST/raw`` when ``download``.
+    """
+
+    data_dir: Path
+    system_dir: Path | None
+    download: bool
+
+    def search_dirs(self) -> list[Path]:
+        """Directories searched for the idx files, in order of precedence."""
+        dirs = [self.data_dir / "FashionMNIST" / "raw", self.data_dir / "fashion-mnist"]
+        if self.system_dir is not None:
+            dirs.append(self.system_dir)
+        return dirs
+
+    def missing_error(self) -> DataError:
+        return DataError(
+            f"Fashion-MNIST not found: put the idx files in {self.data_dir / 'FashionMNIST' / 'raw'}, "
+            "or `apt-get install dataset-fashion-mnist`, "
+            "or run once with network access so torchvision can download it"
+        )
+
+    def locate(self) -> dict[str, tuple[Path, Path]]:
+        """Split -> (images file, labels file); a one-line DataError when they are nowhere to be found."""
+        found = find_split_files(self.search_dirs())
+        if found is None:
+            raise self.missing_error()
+        return found
+
+    def check_available(self) -> None:
+        """Missing files are an error now only when no download is allowed (``data.download=false``)."""
+        if not self.download and find_split_files(self.search_dirs()) is None:
+            raise self.missing_error()
+
+    def download_if_missing(self) -> None:
+        """Download with torchvision if the files are nowhere to be found, then check they are there."""
+        if find_split_files(self.search_dirs()) is None and self.download:
+            from torchvision.datasets import FashionMNIST
+
+            # Fetches all four files whatever the split flag says.
+            from ganzoo.data.download import (
+                try_download,
+            )  # imported late: `python -m ganzoo.data.download` runs it as __main__
+
+            try_download(functools.partial(FashionMNIST, str(self.data_dir), download=True), "Fashion-MNIST")
+        self.locate()
+
+
+class FashionMNISTSource:
+    """What every DataModule reading the Fashion-MNIST idx files shares: where they are, the check that they
+    exist, and their download. Mixed in before the DataModule base, whose ``check_available`` and
+    ``prepare_data`` it replaces; the class sets ``data_dir``, ``system_dir`` and ``download``."""
+
+    data_dir: Path
+    system_dir: Path | None
+    download: bool
+
+    @property
+    def files(self) -> FashionMNISTFiles:
+        """Where this module's idx files are found or downloaded to."""
+        return FashionMNISTFiles(self.data_dir, self.system_dir, self.download)
+
+    def check_available(self) -> None:
+        """Missing files are an error now only when no download is allowed (``data.download=false``)."""
+        self.files.check_available()
+
+    def prepare_data(self) -> None:
+        """Download with torchvision if the files are nowhere to be found (runs on one process per node)."""
+        self.files.download_if_missing()
+
+
+class FashionMNISTDataModule(FashionMNISTSource, ImageDataModule):
     """Fashion-MNIST, 10 classes; train = the 60k train files, val = the 10k t10k files.
 
     The idx files (gzipped or not) are looked for, in order, in
     ``<data_dir>/FashionMNIST/raw`` (torchvision's layout), ``<data_dir>/fashion-mnist`` and
     ``system_dir`` (the Debian package's directory); failing that, :meth:`prepare_data`
-    downloads them with torchvision into ``<data_dir>/FashionMNIST/raw`` when ``download``.
+    downloads them with torchvision into ``<data_dir>/FashionMNIST/raw`` when ``download``
+    (see :class:`FashionMNISTFiles`).
     Native images are 28x28 grey; they are resized to ``image_size`` and, with
     ``channels=3``, repeated to RGB, once for the whole set at setup.
 
@@ -94,46 +172,8 @@ class FashionMNISTDataModule(ImageDataModule):
         self.system_dir = Path(system_dir) if system_dir else None
         self.download = download
 
-    def search_dirs(self) -> list[Path]:
-        """Directories searched for the idx files, in order of precedence."""
-        dirs = [self.data_dir / "FashionMNIST" / "raw", self.data_dir / "fashion-mnist"]
-        if self.system_dir is not None:
-            dirs.append(self.system_dir)
-        return dirs
-
-    def _missing_error(self) -> DataError:
-        return DataError(
-            f"Fashion-MNIST not found: put the idx files in {self.data_dir / 'FashionMNIST' / 'raw'}, "
-            "or `apt-get install dataset-fashion-mnist`, "
-            "or run once with network access so torchvision can download it"
-        )
-
-    def _locate(self) -> dict[str, tuple[Path, Path]]:
-        found = find_split_files(self.search_dirs())
-        if found is None:
-            raise self._missing_error()
-        return found
-
-    def check_available(self) -> None:
-        """Missing files are an error now only when no download is allowed (``data.download=false``)."""
-        if not self.download and find_split_files(self.search_dirs()) is None:
-            raise self._missing_error()
-
-    def prepare_data(self) -> None:
-        """Download with torchvision if the files are nowhere to be found (runs on one process per node)."""
-        if find_split_files(self.search_dirs()) is None and self.download:
-            from torchvision.datasets import FashionMNIST
-
-            # Fetches all four files whatever the split flag says.
-            from ganzoo.data.download import (
-                try_download,
-            )  # imported late: `python -m ganzoo.data.download` runs it as __main__
-
-            try_download(functools.partial(FashionMNIST, str(self.data_dir), download=True), "Fashion-MNIST")
-        self._locate()
-
     def _build_datasets(self) -> tuple[Dataset, Dataset]:
-        files = self._locate()
+        files = self.files.locate()
         sets = []
         for split in ("train", "val"):
             images, labels = load_split(*files[split])

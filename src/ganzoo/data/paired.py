@@ -19,13 +19,8 @@ from ganzoo.data.download import CYCLEGAN_DATASETS
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.sampler import SampleKey, split_key
-from ganzoo.data.unpaired import (
-    DOMAINS,
-    SPLITS,
-    ResizeCropTransform,
-    UnpairedDataModule,
-    build_resize_crop_transform,
-)
+from ganzoo.data.transforms import ResizeCropTransform, build_resize_crop_transform
+from ganzoo.data.translation import DOMAINS, SPLITS, DomainSets, TranslationDataModule
 from ganzoo.errors import ConfigError, DataError
 
 #: Pairs shown when file names do not match.
@@ -66,8 +61,7 @@ class PairedDataset(Dataset):
     def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = split_key(key)
         a, b = self._load(index)
-        params = self.transform.draw(seed)
-        return self.transform.apply(a, params), self.transform.apply(b, params)
+        return self.transform.pair(a, b, seed)
 
     def without_augmentation(self) -> PairedDataset:
         """The same pairs with the deterministic transform (resize only)."""
@@ -130,7 +124,7 @@ def match_pairs(dir_a: Path, dir_b: Path) -> list[tuple[Path, Path | None]]:
     return [(files_a[k], files_b[k]) for k in sorted(files_a)]
 
 
-class PairedImageDataModule(UnpairedDataModule):
+class PairedImageDataModule(TranslationDataModule):
     """Aligned pairs for pix2pix-style translation, in one of two layouts under ``data_dir``:
 
     * ``train/`` (and ``val/`` or ``test/``) with A and B side by side in one image, A on the left:
@@ -203,12 +197,12 @@ class PairedImageDataModule(UnpairedDataModule):
                 return [(f, None) for f in files]
         raise self._missing("images in train" if split == "train" else "images in val or test")
 
-    def _build_datasets(self) -> tuple[Dataset, Dataset]:
+    def _build_translation_sets(self) -> tuple[Dataset, Dataset, DomainSets]:
         sets = {}
         for split in SPLITS:
             transform = build_resize_crop_transform(
                 self.image_size, self.channels, self.load_size, train=split == "train", flip=self.flip
             )
             sets[split] = PairedDataset(self._pairs(split), self.channels, transform, swap=self.direction == "BtoA")
-        self._domains = {(d, s): PairedDomain(sets[s], d) for d in DOMAINS for s in SPLITS}
-        return sets["train"], sets["val"]
+        domains: DomainSets = {(d, s): PairedDomain(sets[s], d) for d in DOMAINS for s in SPLITS}
+        return sets["train"], sets["val"], domains

@@ -12,19 +12,6 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
-from ganzoo.errors import ConfigError
-
-
-def process_share(total: int, world_size: int, key: str) -> int:
-    """Each DDP process's share of ``total`` (a batch size of the whole run, config key ``key``)."""
-    if total % world_size:
-        raise ConfigError(
-            f"{key}={total} is the batch of all {world_size} processes together and must split evenly over "
-            f"them: set {key} to a multiple of {world_size}"
-        )
-    return total // world_size
-
-
 #: What the train sampler yields and datasets accept: (index, seed of this item's random augmentation).
 SampleKey = tuple[int, int]
 
@@ -34,6 +21,16 @@ def split_key(key: int | SampleKey) -> tuple[int, int | None]:
     if isinstance(key, tuple):
         return key[0], key[1]
     return int(key), None
+
+
+def item_generator(seed: int | None) -> torch.Generator | None:
+    """A CPU generator seeded by an item's augmentation seed, or None (the global RNG) for a plain index."""
+    return torch.Generator().manual_seed(seed) if seed is not None else None
+
+
+def draw_seed(generator: torch.Generator | None) -> int:
+    """A sub-seed for one part of an item (e.g. each domain of a translation pair), in [0, 2**62)."""
+    return int(torch.randint(0, 2**62, (), generator=generator).item())
 
 
 class EpochShuffleSampler(Sampler[SampleKey]):
@@ -66,6 +63,11 @@ class EpochShuffleSampler(Sampler[SampleKey]):
     def resume(self, epoch: int, start: int) -> None:
         self.epoch = epoch
         self._start = start if start < self.per_replica else 0
+
+    @property
+    def next_start(self) -> int:
+        """Items of this process's share of :attr:`epoch` that the next iteration skips (0 unless resumed)."""
+        return self._start
 
     def plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """This process's indices (per_replica,) for ``epoch`` and their augmentation seeds (per_replica,)."""

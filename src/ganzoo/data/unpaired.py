@@ -1,121 +1,27 @@
 """Unpaired image-to-image translation data (CycleGAN): two image domains, A and B, with no pairing.
 
-Train and val items are ``(image_A, image_B)``, each float32 (channels, image_size, image_size) in
-[-1, 1]; batches are ``(real_A, real_B)``. Follows the official CycleGAN code
-(junyanz/pytorch-CycleGAN-and-pix2pix, ``data/unaligned_dataset.py`` and ``data/base_dataset.py``):
-an epoch has max(|A|, |B|) items, item i takes A[i % |A|] and a random B, and preprocessing is
-"resize_and_crop" (stretch to load_size x load_size, random image_size crop, random flip).
+Follows the official CycleGAN code (junyanz/pytorch-CycleGAN-and-pix2pix, ``data/unaligned_dataset.py`` and
+``data/base_dataset.py``): an epoch has max(|A|, |B|) items, item i takes A[i % |A|] and a random B, and
+preprocessing is "resize_and_crop" (stretch to load_size x load_size, random image_size crop, random flip;
+see :class:`~ganzoo.data.transforms.ResizeCropTransform`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch.utils.data import Dataset
 
-from ganzoo.data.base import ImageDataModule, check_load_size
+from ganzoo.data.base import check_load_size, dataset_fingerprint, without_augmentation
 from ganzoo.data.download import CYCLEGAN_DATASETS
-from ganzoo.data.fashion_mnist import NUM_CLASSES as FASHION_MNIST_CLASSES
-from ganzoo.data.fashion_mnist import SYSTEM_DIR, FashionMNISTDataModule, load_split
 from ganzoo.data.folders import ImageFileDataset, list_images
 from ganzoo.data.image_file import IMAGE_EXTENSIONS
-from ganzoo.data.sampler import SampleKey, split_key
-from ganzoo.data.tensor_dataset import TensorImageDataset
-from ganzoo.data.transforms import resize_square, to_channels
-from ganzoo.errors import ConfigError, DataError
-from ganzoo.images import from_uint8
-
-#: The two domains and the two splits of a translation dataset.
-DOMAINS = ("A", "B")
-SPLITS = ("train", "val")
-
-
-def item_generator(seed: int | None) -> torch.Generator | None:
-    """A generator seeded by an item's seed, or None (the global RNG) for a plain index."""
-    return torch.Generator().manual_seed(seed) if seed is not None else None
-
-
-def draw_seed(generator: torch.Generator | None) -> int:
-    """A sub-seed for one part of an item (e.g. each domain's crop and flip)."""
-    return int(torch.randint(0, 2**62, (), generator=generator).item())
-
-
-@dataclass(frozen=True)
-class CropParams:
-    """Where to crop and whether to flip; drawn once and applied to every image of an item."""
-
-    top: int = 0
-    left: int = 0
-    flip: bool = False
-
-
-@dataclass(frozen=True)
-class ResizeCropTransform:
-    """The official "resize_and_crop" preprocessing: uint8 (C, H, W) -> float32 (channels, S, S) in [-1, 1].
-
-    Training (``random_crop``): the image is stretched to ``load_size`` x ``load_size`` (aspect ratio not
-    kept, as in the official ``transforms.Resize([load_size, load_size])``), a random ``image_size``
-    square is cropped and, with ``flip``, mirrored with probability 1/2. Otherwise the image is stretched
-    straight to ``image_size`` (the official test options set load_size = crop_size, so nothing is cropped).
-    Resizing is antialiased bilinear (the official code uses PIL bicubic).
-    """
-
-    image_size: int
-    channels: int
-    load_size: int
-    random_crop: bool = False
-    flip: bool = False
-
-    @property
-    def is_random(self) -> bool:
-        return self.random_crop or self.flip
-
-    def deterministic(self) -> ResizeCropTransform:
-        """The evaluation pipeline: resize to image_size, no crop, no flip."""
-        return dataclasses.replace(self, random_crop=False, flip=False)
-
-    def draw(self, seed: int | None) -> CropParams:
-        """This item's crop position and flip, a function of ``seed`` (the global RNG when None)."""
-        if not self.is_random:
-            return CropParams()
-        generator = item_generator(seed)
-        top = left = 0
-        if self.random_crop:
-            span = self.load_size - self.image_size + 1
-            top = int(torch.randint(0, span, (), generator=generator).item())
-            left = int(torch.randint(0, span, (), generator=generator).item())
-        flip = bool(torch.rand((), generator=generator) < 0.5) if self.flip else False
-        return CropParams(top, left, flip)
-
-    def apply(self, x: torch.Tensor, params: CropParams) -> torch.Tensor:
-        """Preprocess one uint8 image with given crop and flip (so that paired images share them)."""
-        x = to_channels(x, self.channels)
-        if self.random_crop:
-            x = resize_square(x, self.load_size)
-            s = self.image_size
-            x = x[..., params.top : params.top + s, params.left : params.left + s]
-        else:
-            x = resize_square(x, self.image_size)
-        if params.flip:
-            x = x.flip(-1)
-        return from_uint8(x)
-
-    def __call__(self, x: torch.Tensor, seed: int | None = None) -> torch.Tensor:
-        return self.apply(x, self.draw(seed))
-
-
-def build_resize_crop_transform(
-    image_size: int, channels: int, load_size: int, *, train: bool, flip: bool
-) -> ResizeCropTransform:
-    """Random crop (when load_size > image_size) and flip for training; a plain resize otherwise."""
-    return ResizeCropTransform(
-        image_size, channels, load_size, random_crop=train and load_size > image_size, flip=train and flip
-    )
+from ganzoo.data.sampler import SampleKey, draw_seed, item_generator, split_key
+from ganzoo.data.transforms import build_resize_crop_transform
+from ganzoo.data.translation import DOMAINS, SPLITS, DomainSets, TranslationDataModule
+from ganzoo.errors import DataError
 
 
 class UnpairedDataset(Dataset):
@@ -158,41 +64,23 @@ class UnpairedDataset(Dataset):
         return UnpairedDataset(without_augmentation(self.domain_a), without_augmentation(self.domain_b), train=False)
 
     def fingerprint(self) -> str | None:
-        parts = [_fingerprint(self.domain_a), _fingerprint(self.domain_b)]
+        parts = [dataset_fingerprint(self.domain_a), dataset_fingerprint(self.domain_b)]
         if any(p is None for p in parts):
             return None
         return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]  # type: ignore[arg-type]
 
 
-def without_augmentation(dataset: Dataset) -> Dataset:
-    """``dataset.without_augmentation()`` when it has one, else ``dataset`` itself."""
-    view = getattr(dataset, "without_augmentation", None)
-    return view() if view is not None else dataset
+class UnpairedDataModule(TranslationDataModule):
+    """Base of the unpaired translation DataModules: two independent domain sets per split, paired at random.
 
-
-def _fingerprint(dataset: Dataset) -> str | None:
-    digest = getattr(dataset, "fingerprint", None)
-    return digest() if digest is not None else None
-
-
-class UnpairedDataModule(ImageDataModule):
-    """Base of the translation DataModules: four domain sets (A/B x train/val) paired into translation items.
-
-    Subclasses implement :meth:`_build_domains`. Train items are random pairs (see
-    :class:`UnpairedDataset`), val items deterministic ones. :meth:`domain_dataset` gives one domain
-    without augmentation as ``(image, label)`` items, and :meth:`eval_dataset` is domain B's, so
-    real-image statistics (FID) are those of the translation target. ``num_classes`` is 0.
+    Subclasses implement :meth:`_build_domains`. Train items are random pairs (see :class:`UnpairedDataset`),
+    val items deterministic ones.
     """
 
-    dataset_num_classes: ClassVar[int | None] = 0
-    dataset_name = "translation dataset"
+    dataset_name = "unpaired translation dataset"
     short_name = "unpaired"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._domains: dict[tuple[str, str], Dataset] | None = None
-
-    def _build_domains(self) -> dict[tuple[str, str], Dataset]:
+    def _build_domains(self) -> DomainSets:
         """``{(domain, split): dataset}`` for domain in A, B and split in train, val.
 
         Items are ``(image, label)`` and accept :data:`~ganzoo.data.sampler.SampleKey` keys; the train
@@ -200,43 +88,13 @@ class UnpairedDataModule(ImageDataModule):
         """
         raise NotImplementedError
 
-    def _build_datasets(self) -> tuple[Dataset, Dataset]:
-        self._domains = self._build_domains()
-        domains = self._domains
+    def _build_translation_sets(self) -> tuple[Dataset, Dataset, DomainSets]:
+        domains = self._build_domains()
         return (
             UnpairedDataset(domains["A", "train"], domains["B", "train"], train=True),
             UnpairedDataset(domains["A", "val"], domains["B", "val"], train=False),
+            domains,
         )
-
-    def domain_dataset(self, domain: str, split: str) -> Dataset:
-        """Domain ``domain`` ("A" or "B") of ``split`` ("train" or "val"): un-augmented ``(image, label)`` items."""
-        if domain not in DOMAINS:
-            raise ConfigError(f"unknown domain {domain!r}: use A or B")
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r}: use train or val")
-        self._require_setup()
-        assert self._domains is not None
-        return without_augmentation(self._domains[domain, split])
-
-    def eval_dataset(self, split: str) -> Dataset:
-        """Domain B of ``split`` without augmentation: the target whose statistics translations are compared with."""
-        return self.domain_dataset("B", split)
-
-    def fingerprint(self, split: str) -> str | None:
-        """A digest of domain B of ``split`` (what :meth:`eval_dataset` returns)."""
-        return _fingerprint(self.eval_dataset(split))
-
-    def fixed_examples(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` un-augmented images of each domain, (n, C, S, S) each in [-1, 1], for sample grids.
-
-        A domain with fewer than ``n`` images repeats from its start.
-        """
-        out = []
-        for domain in DOMAINS:
-            dataset = self.domain_dataset(domain, split)
-            size = len(dataset)  # type: ignore[arg-type]
-            out.append(torch.stack([dataset[i % size][0] for i in range(n)]))
-        return out[0], out[1]
 
 
 def _missing_folder_error(folder: Path, data_dir: Path, what: str) -> DataError:
@@ -306,8 +164,8 @@ class UnpairedImageFolderDataModule(UnpairedDataModule):
                 if not folder.is_dir():
                     raise _missing_folder_error(folder, self.data_dir, f"the {split} images of domain {domain}")
 
-    def _build_domains(self) -> dict[tuple[str, str], Dataset]:
-        domains: dict[tuple[str, str], Dataset] = {}
+    def _build_domains(self) -> DomainSets:
+        domains: DomainSets = {}
         for split in SPLITS:
             transform = build_resize_crop_transform(
                 self.image_size, self.channels, self.load_size, train=split == "train", flip=self.flip
@@ -317,89 +175,4 @@ class UnpairedImageFolderDataModule(UnpairedDataModule):
                     self.data_dir, self.folder(domain, split), f"the {split} images of domain {domain}"
                 )
                 domains[domain, split] = ImageFileDataset(files, [-1] * len(files), self.channels, transform)
-        return domains
-
-
-class FashionMNISTDomainsDataModule(UnpairedDataModule):
-    """An offline translation task on Fashion-MNIST: domain A = class ``class_a``, domain B = class ``class_b``.
-
-    Nothing is paired and no image is in both domains: domain A takes class ``class_a`` from the first
-    half of a split, domain B class ``class_b`` from the second half (train: the 60k train files, val:
-    the 10k t10k files). Files are found like :class:`~ganzoo.data.fashion_mnist.FashionMNISTDataModule`
-    finds them (``data_dir``, ``system_dir``, then a download). Images are resized to ``image_size``;
-    no crop, and flips only with ``flip``. In :meth:`domain_dataset`, labels are the class ids.
-    ``source_indices[(domain, split)]`` holds each domain image's index in its Fashion-MNIST split.
-
-    Extra args:
-        class_a, class_b: Fashion-MNIST class ids (0-9; 7 sneaker, 9 ankle boot).
-        system_dir, download: see FashionMNISTDataModule.
-    Other args: see :class:`~ganzoo.data.base.ImageDataModule`.
-    """
-
-    dataset_name = "Fashion-MNIST domains"
-    short_name = "fmnist_ab"
-
-    # The file lookup and download of FashionMNISTDataModule; they only read data_dir, system_dir, download.
-    search_dirs = FashionMNISTDataModule.search_dirs
-    _missing_error = FashionMNISTDataModule._missing_error
-    _locate = FashionMNISTDataModule._locate
-    prepare_data = FashionMNISTDataModule.prepare_data
-    check_available = FashionMNISTDataModule.check_available
-
-    def __init__(
-        self,
-        data_dir: str = "data",
-        class_a: int = 7,
-        class_b: int = 9,
-        image_size: int = 32,
-        channels: int = 1,
-        flip: bool = False,
-        batch_size: int = 16,
-        system_dir: str | None = SYSTEM_DIR,
-        download: bool = True,
-        **kwargs,
-    ) -> None:
-        super().__init__(
-            data_dir=data_dir, image_size=image_size, channels=channels, flip=flip, batch_size=batch_size, **kwargs
-        )
-        for key, value in (("class_a", class_a), ("class_b", class_b)):
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < FASHION_MNIST_CLASSES:
-                raise ConfigError(f"data.{key} must be a Fashion-MNIST class id 0-9, got {value!r}: e.g. data.{key}=7")
-        self.class_a = class_a
-        self.class_b = class_b
-        self.system_dir = Path(system_dir) if system_dir else None
-        self.download = download
-        self.source_indices: dict[tuple[str, str], torch.Tensor] = {}
-
-    @property
-    def target_class(self) -> int:
-        """The class translations A -> B should be judged as (the evaluation's class accuracy)."""
-        return self.class_b
-
-    def evaluator_data(self) -> FashionMNISTDataModule:
-        """All of Fashion-MNIST at this resolution: what the evaluator classifier trains on (10 classes), so
-        translations are judged by the same classifier as every other Fashion-MNIST run."""
-        return FashionMNISTDataModule(
-            data_dir=str(self.data_dir), image_size=self.image_size, channels=self.channels,
-            system_dir=str(self.system_dir) if self.system_dir else None, download=self.download,
-        )  # fmt: skip
-
-    def _build_domains(self) -> dict[tuple[str, str], Dataset]:
-        files = self._locate()
-        domains: dict[tuple[str, str], Dataset] = {}
-        for split in SPLITS:
-            images, labels = load_split(*files[split])
-            half = images.shape[0] // 2
-            for domain, wanted, lo, hi in (("A", self.class_a, 0, half), ("B", self.class_b, half, images.shape[0])):
-                index = lo + torch.nonzero(labels[lo:hi] == wanted).flatten()
-                if index.numel() == 0:
-                    which = "first" if domain == "A" else "second"
-                    raise DataError(
-                        f"Fashion-MNIST {split} split has no class {wanted} images in its {which} half "
-                        f"(domain {domain}): set data.class_{domain.lower()} to another class or replace the files"
-                    )
-                self.source_indices[domain, split] = index
-                domains[domain, split] = TensorImageDataset(
-                    images[index], labels[index], self.image_size, self.channels, train=split == "train", flip=self.flip
-                )
         return domains

@@ -16,15 +16,23 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Subset
 
+from ganzoo.distributed import process_info, shard, sum_over_processes
 from ganzoo.errors import ConfigError, ganzoo_cause
 from ganzoo.images import to_uint8
 from ganzoo.metrics.classifier import has_labels, require_labels
-from ganzoo.metrics.distributed import process_info, shard, sum_over_processes
 from ganzoo.metrics.extractors import ClassifierFeatures, FeatureExtractor
 from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
 from ganzoo.metrics.inception import InceptionWeightsError
 from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
-from ganzoo.models.truncation import check_truncation
+from ganzoo.sampling import (
+    ImageToImage,
+    NoiseToImage,
+    check_truncation,
+    cycled_classes,
+    fixed_latents,
+    generate_in_batches,
+    translate_in_batches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +172,17 @@ class Evaluation:
             self.metrics.update_fake(images, labels)
         return {self.key(name): value for name, value in self.metrics.compute(self.seed).items()}
 
-    def evaluate(self, model: Any) -> dict[str, float]:
-        """Metrics of ``model``: of its samples (:meth:`evaluate_samples`) or, for a translation model
-        (one with ``translate``, e.g. CycleGAN), of its A-to-B translations (:meth:`evaluate_translations`)."""
-        if hasattr(model, "translate"):
+    def evaluate(self, model: NoiseToImage | ImageToImage) -> dict[str, float]:
+        """Metrics of ``model``: of its samples (:meth:`evaluate_samples`) or, for an
+        :class:`~ganzoo.sampling.ImageToImage` model (CycleGAN), of its A-to-B translations
+        (:meth:`evaluate_translations`)."""
+        if isinstance(model, ImageToImage):
             return self.evaluate_translations(model)
-        return self.evaluate_samples(model)
+        if isinstance(model, NoiseToImage):
+            return self.evaluate_samples(model)
+        raise TypeError(f"a {type(model).__name__} neither generates nor translates images: nothing to evaluate")
 
-    def evaluate_translations(self, model: Any) -> dict[str, float]:
+    def evaluate_translations(self, model: ImageToImage) -> dict[str, float]:
         """Metrics of the translations A -> B of the first ``num_samples`` images of domain A's ``real_split``,
         against the real statistics of domain B (the DataModule's ``eval_dataset``). When the DataModule names a
         ``target_class`` (e.g. Fashion-MNIST domains), ``class_accuracy`` is the share of translations the
@@ -187,14 +198,15 @@ class Evaluation:
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
             with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the run's RNG untouched
-                for images, _ in DataLoader(mine, batch_size=self.batch_size):
-                    labels = torch.full((len(images),), target) if target is not None else None
-                    yield to_uint8(model.translate(images, "AtoB")), labels
+                sources = (images for images, _ in DataLoader(mine, batch_size=self.batch_size))
+                for translated in translate_in_batches(model, sources, "AtoB"):
+                    labels = torch.full((len(translated),), target) if target is not None else None
+                    yield to_uint8(translated), labels
 
         return self._measure(batches())
 
-    def evaluate_samples(self, model: Any) -> dict[str, float]:
-        """Metrics of ``num_samples`` images from ``model`` (any ganzoo GAN: uses its sampling API only).
+    def evaluate_samples(self, model: NoiseToImage) -> dict[str, float]:
+        """Metrics of ``num_samples`` images from ``model`` (through :mod:`ganzoo.sampling` only).
 
         The latents (and, for class-conditional models, the labels ``0, 1, ..., K-1, 0, ...``) are the same
         every call; under DDP process r generates its contiguous share of them, so the images are the same
@@ -203,17 +215,15 @@ class Evaluation:
         world_size, rank = process_info()
         if self.num_samples < world_size:
             raise ConfigError(f"metrics.evaluation.num_samples={self.num_samples} is below the {world_size} processes")
-        latents = model.sample_latent(
-            self.num_samples, generator=torch.Generator().manual_seed(self.seed), truncation=self.truncation
-        )
-        labels = torch.arange(self.num_samples) % model.num_classes if model.num_classes else None
         mine = shard(self.num_samples, world_size, rank)
+        share = slice(mine.start, mine.stop)
+        latents = fixed_latents(self.num_samples, model.latent_dim, self.seed, self.truncation)[share]
+        labels = cycled_classes(self.num_samples, model.num_classes)
+        labels = labels[share] if labels is not None else None
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-            for start in range(mine.start, mine.stop, self.batch_size):
-                stop = min(start + self.batch_size, mine.stop)
-                batch_labels = labels[start:stop] if labels is not None else None
-                yield to_uint8(model.generate(z=latents[start:stop], labels=batch_labels)), batch_labels
+            for images, batch_labels in generate_in_batches(model, latents, labels, self.batch_size):
+                yield to_uint8(images), batch_labels
 
         return self._measure(batches())
 

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ganzoo.distributed import broadcast_from_first, process_info
 from ganzoo.images import from_uint8
 from ganzoo.metrics import inception
 from ganzoo.metrics.classifier import ClassifierRecipe, cached_classifier, classifier_from_state
-from ganzoo.metrics.distributed import broadcast_from_first, process_info
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,17 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from ganzoo.compat import (
+    empty_fid_real_statistics,
+    fid_real_statistics,
+    kid_real_features,
+    set_fid_real_statistics,
+    set_kid_real_features,
+    set_kid_subset_size,
+)
+from ganzoo.distributed import sum_over_processes
 from ganzoo.errors import ConfigError
 from ganzoo.metrics.class_statistics import ClassStatistics
-from ganzoo.metrics.distributed import sum_over_processes
 from ganzoo.metrics.extractors import FeatureExtractor
 
 #: Metric names accepted in configs, and the values each one produces.
@@ -99,17 +107,18 @@ class FeatureMetrics(nn.Module):
             self._real_features.append(features)
 
     def real_state(self) -> dict[str, torch.Tensor]:
-        """The real-side states gathered over all processes (what the real-statistics cache stores)."""
+        """The real-side states gathered over all processes (what the real-statistics cache stores), by
+        ``<metric>.<state>``: ``fid.real_features_sum``, ... (see :func:`ganzoo.compat.fid_real_statistics`) and
+        ``kid.real_features`` (N, D)."""
         state: dict[str, torch.Tensor] = {}
         if self.fid is not None:
             with self.fid.sync_context():
-                for attr in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
-                    state[f"fid.{attr}"] = getattr(self.fid, attr).clone()
+                state.update({f"fid.{name}": value for name, value in fid_real_statistics(self.fid).items()})
         if self.kid is not None:
             self.kid.update(self._block(self._real_features, self.extractor.num_features), real=True)
             self._real_features.clear()
             with self.kid.sync_context():
-                state["kid.real_features"] = torch.cat(list(self.kid.real_features)).clone()
+                state["kid.real_features"] = kid_real_features(self.kid)
         return state
 
     def _block(self, tensors: list[torch.Tensor], width: int) -> torch.Tensor:
@@ -120,9 +129,7 @@ class FeatureMetrics(nn.Module):
         dim = self.extractor.num_features
         state: dict[str, torch.Tensor] = {}
         if self.fid is not None:
-            state["fid.real_features_sum"] = torch.zeros(dim, dtype=torch.float64)
-            state["fid.real_features_cov_sum"] = torch.zeros(dim, dim, dtype=torch.float64)
-            state["fid.real_features_num_samples"] = torch.tensor(0)
+            state.update({f"fid.{name}": value for name, value in empty_fid_real_statistics(dim).items()})
         if self.kid is not None:
             state["kid.real_features"] = torch.zeros(0, dim)
         return state
@@ -141,10 +148,12 @@ class FeatureMetrics(nn.Module):
         if self._real_state is None:
             return
         if self.fid is not None:
-            for attr in ("real_features_sum", "real_features_cov_sum", "real_features_num_samples"):
-                setattr(self.fid, attr, self._real_state[f"fid.{attr}"].clone())
+            prefix = "fid."
+            set_fid_real_statistics(
+                self.fid, {k.removeprefix(prefix): v for k, v in self._real_state.items() if k.startswith(prefix)}
+            )
         if self.kid is not None:
-            self.kid.real_features = [self._real_state["kid.real_features"].clone()]
+            set_kid_real_features(self.kid, self._real_state["kid.real_features"])
 
     @property
     def num_real(self) -> int:
@@ -182,7 +191,7 @@ class FeatureMetrics(nn.Module):
                 torch.manual_seed(seed)
                 num_real = sum_over_processes(self.num_real, self.device)
                 num_fake = sum_over_processes(self._num_fake, self.device)
-                self.kid.subset_size = min(self.kid_subset_size, num_real, num_fake)
+                set_kid_subset_size(self.kid, min(self.kid_subset_size, num_real, num_fake))
                 self.kid.update(self._block(self._fake_features, self.extractor.num_features), real=False)
                 self._fake_features.clear()
                 mean, std = self.kid.compute()

@@ -1,11 +1,10 @@
 """What every ganzoo GAN LightningModule shares (manual optimization, step counting, the noise stream), and the
-sampling API of the noise-to-image ones."""
+base of the noise-to-image ones, which implements :class:`ganzoo.sampling.NoiseToImage`."""
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -17,11 +16,11 @@ from torch import nn
 import ganzoo
 from ganzoo.checkpoint import ensure_model_class
 from ganzoo.compat import current_batch_index
-from ganzoo.data.sampler import process_share
+from ganzoo.distributed import process_share
 from ganzoo.errors import ConfigError
 from ganzoo.loop import writes_logs
-from ganzoo.models.truncation import check_truncation, truncate
 from ganzoo.nets.sync_batchnorm import local_statistics
+from ganzoo.sampling import ClassIds, check_truncation, class_labels, draw_latents, seeded, truncate
 
 
 class GANModule(LightningModule):
@@ -33,9 +32,10 @@ class GANModule(LightningModule):
     :meth:`discriminator_step`, which applies the optimizer through the strategy (precision plugin,
     gradient scaler) without advancing the counter.
 
-    What a model offers users, callbacks, metrics and the CLIs depends on its kind: noise-to-image models
-    derive from :class:`NoiseToImageGAN` (``generate``), translation models implement
-    ``translate(images, direction)`` (:class:`~ganzoo.models.cyclegan.CycleGAN`).
+    What a model offers users, callbacks, metrics and the CLIs depends on its kind (:mod:`ganzoo.sampling`):
+    noise-to-image models derive from :class:`NoiseToImageGAN` (:class:`~ganzoo.sampling.NoiseToImage`,
+    ``generate``), translation models implement :class:`~ganzoo.sampling.ImageToImage`
+    (``translate(images, direction)``, :class:`~ganzoo.models.cyclegan.CycleGAN`). This class has neither.
 
     Speed switches every model takes (config keys ``model.channels_last`` and ``model.compile``):
     ``channels_last`` stores the networks' weights and the image batches in NHWC, which tensor cores prefer
@@ -198,14 +198,18 @@ class GANModule(LightningModule):
 class NoiseToImageGAN(GANModule):
     """A GAN whose generator maps latent noise (and, if class-conditional, class ids) to images: DCGAN, BigGAN.
 
-    Sampling API used by users (``ganzoo.load``), callbacks, metrics and the CLIs (never a model's internals):
-    ``latent_dim``, ``num_classes`` (0: unconditional), :meth:`generate`, :meth:`class_labels`,
-    :meth:`sample_latent`. Subclasses set ``latent_dim`` (and ``num_classes``) and implement
-    :meth:`sampling_generator`; class-conditional ones also :meth:`forward_generator`.
+    Implements :class:`ganzoo.sampling.NoiseToImage`, the API of users (``ganzoo.load``), callbacks, metrics and
+    the CLIs: ``latent_dim``, ``num_classes`` (0: unconditional) and :meth:`generate`. Subclasses set
+    ``latent_dim`` (and ``num_classes``) and implement :meth:`sampling_generator`; class-conditional ones also
+    :meth:`forward_generator`; models with sampling settings name them in :attr:`sampling_settings` and read them
+    in :meth:`sampling_mode`.
     """
 
     latent_dim: int = 0
     num_classes: int = 0
+    #: Sampling settings :meth:`generate` takes as keyword arguments, named as the model's config keys (hparams);
+    #: a setting not given, or None, keeps the model's own value.
+    sampling_settings: tuple[str, ...] = ()
 
     def sample_latent(
         self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
@@ -218,52 +222,40 @@ class NoiseToImageGAN(GANModule):
         ``truncation`` > 0 applies the truncation trick: entries outside [-truncation, truncation] are redrawn.
         """
         generator = generator if generator is not None else self.noise()
-        z = torch.randn(n, self.latent_dim, generator=generator)
-        if truncation is not None:
-            z = truncate(z, truncation, generator)
-        return to_device(z, self.device)
+        return to_device(draw_latents(n, self.latent_dim, generator, truncation), self.device)
 
     def class_labels(
-        self,
-        n: int,
-        classes: int | Sequence[int] | torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        self, n: int, classes: ClassIds | None = None, generator: torch.Generator | None = None
     ) -> torch.Tensor | None:
-        """The class ids (n,) int64 on the CPU that :meth:`generate` uses, or None for an unconditional model.
-
-        ``classes`` (one id, or a sequence / 1-D tensor of ids) is repeated in order until there are ``n``
-        labels; None or empty draws them uniformly from ``generator`` (default: the model's noise stream).
-        A ConfigError names ids outside ``0 .. num_classes - 1``, or ``classes`` given to an unconditional model.
-        """
-        pool = None if classes is None else _class_ids(classes)
-        if not self.num_classes:
-            if pool is not None and len(pool):
-                raise ConfigError("classes= was given but this model is not class-conditional: remove classes=")
-            return None
-        if pool is None or not len(pool):
-            generator = generator if generator is not None else self.noise()
-            return torch.randint(self.num_classes, (n,), generator=generator)
-        bad = [c for c in pool.tolist() if not 0 <= c < self.num_classes]
-        if bad:
-            raise ConfigError(
-                f"classes {bad} are outside 0..{self.num_classes - 1}: pick class ids the model was trained on"
-            )
-        return pool.repeat((n + len(pool) - 1) // len(pool))[:n]
+        """The class ids (n,) int64 on the CPU that :meth:`generate` uses, or None for an unconditional model:
+        :func:`ganzoo.sampling.class_labels`, drawn from the model's noise stream unless ``generator`` is given."""
+        if generator is None and self.num_classes:  # an unconditional model draws nothing
+            generator = self.noise()
+        return class_labels(self.num_classes, n, classes, generator)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` class ids drawn uniformly, on the model's device (from the noise stream by default)."""
         return to_device(self.class_labels(n, None, generator), self.device)
 
+    def resolve_sampling_settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Every name of :attr:`sampling_settings` with its value for one :meth:`generate` call: the given one,
+        else the model's (``hparams``). A ConfigError names a given setting this model does not have."""
+        for name, value in given.items():
+            if value is not None and name not in self.sampling_settings:
+                raise ConfigError(f"{name}={value} does not apply to a {type(self).__name__}: remove {name}=")
+        return {name: self.hparams[name] if given.get(name) is None else given[name] for name in self.sampling_settings}
+
     @torch.no_grad()
     def generate(
         self,
         n: int | None = None,
-        classes: int | Sequence[int] | torch.Tensor | None = None,
+        classes: ClassIds | None = None,
         truncation: float | None = None,
         seed: int | None = None,
         *,
         z: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        **settings: Any,
     ) -> torch.Tensor:
         """Generate ``n`` images: float32 (n, C, H, W) in [-1, 1], on the model's device.
 
@@ -275,16 +267,20 @@ class NoiseToImageGAN(GANModule):
                 [-truncation, truncation] are redrawn); None for untruncated N(0, I) latents.
             seed: makes the images reproducible: the labels (when drawn) and then the latents come from
                 ``torch.Generator().manual_seed(seed)`` on the CPU, so a seed gives the same latents on every
-                device. None draws from the model's own noise stream (different images at every call).
+                device (:func:`ganzoo.sampling.seeded_inputs`). None draws from the model's own noise stream
+                (different images at every call).
             z: (keyword only) latents (N, latent_dim) to use instead of drawing ``n``; with ``truncation``
                 their entries outside the threshold are redrawn from a fixed seed (same ``z``, same images).
             labels: (keyword only) class ids (N,) int64, or (N, num_classes) float class mixtures for models
                 that interpolate between classes (BigGAN), instead of ``classes``.
+            settings: (keyword only) the model's :attr:`sampling_settings` for this call (BigGAN's
+                ``G_eval_mode``, ``standing_stats``, ``standing_batch_size``); not given or None: the model's own.
 
-        Networks run as :meth:`sampling_mode` says (eval mode unless the model's recipe samples with batch
+        Networks run as :meth:`sampling_mode` says (eval mode unless the model's settings sample with batch
         statistics); the module's train/eval mode is restored afterwards.
         """
         truncation = check_truncation(truncation)
+        resolved = self.resolve_sampling_settings(settings)
         if classes is not None and labels is not None:
             raise ConfigError("generate() takes classes= or labels=, not both")
         if z is None:
@@ -294,35 +290,33 @@ class NoiseToImageGAN(GANModule):
             raise ConfigError(f"generate(n={n}) was given {len(z)} latents z: pass one of n and z")
         else:
             n = len(z)
-        generator = None
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise ConfigError(f"seed={seed!r} is not an integer: e.g. seed=0")
-            generator = torch.Generator().manual_seed(seed)
+        generator = seeded(seed) if seed is not None else None
         if labels is None:
-            # Labels before latents: the order ganzoo.sample draws them in, so a seed gives the same images there.
+            # Labels before latents, as ganzoo.sampling.seeded_inputs draws them, so a seed gives the same images.
             labels = self.class_labels(n, classes, generator)
         if z is None:
             z = self.sample_latent(n, generator=generator, truncation=truncation)
         elif truncation is not None:
-            z = truncate(z, truncation, torch.Generator().manual_seed(0))
-        z = z.to(self.device)
+            z = truncate(z, truncation, seeded(0))
+        z = _to_model_device(z, self.device)
         if labels is not None:
-            labels = labels.to(self.device)
+            labels = _to_model_device(labels, self.device)
         net = self.sampling_generator()
         was_training = net.training
         try:
             # Sampling may run on one process alone (sample grids), so batch norms must not wait for the others.
-            with local_statistics(net), self.sampling_mode(net):
-                return self.forward_generator(net, z, labels).float().clamp_(-1.0, 1.0)
+            with local_statistics(net), self.sampling_mode(net, resolved) as sampler:
+                return self.forward_generator(sampler, z, labels).float().clamp_(-1.0, 1.0)
         finally:
             net.train(was_training)
 
     @contextmanager
-    def sampling_mode(self, net: nn.Module) -> Iterator[None]:
-        """Put ``net`` in the mode it samples in: eval mode, so an image depends only on its own latent."""
+    def sampling_mode(self, net: nn.Module, settings: Mapping[str, Any]) -> Iterator[nn.Module]:
+        """Put ``net`` in the mode it samples in, given the resolved ``settings`` (see
+        :meth:`resolve_sampling_settings`), and yield the network to run: here ``net`` in eval mode, so an image
+        depends only on its own latent."""
         net.eval()
-        yield
+        yield net
 
     def sampling_generator(self) -> nn.Module:
         """The generator used for sampling (an EMA copy where the model keeps one)."""
@@ -341,6 +335,11 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True)
 
 
+def _to_model_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` on ``device``: from the CPU through :func:`to_device` (callers hand CPU latents batch by batch)."""
+    return to_device(tensor, device) if tensor.device.type == "cpu" else tensor.to(device)
+
+
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -356,21 +355,3 @@ def compile_mode(compile: bool | str | None) -> str | None:
         f"model.compile={compile!r} is not a torch.compile setting: use true, false or a mode "
         f"({', '.join(COMPILE_MODES)}), e.g. model.compile=reduce-overhead"
     )
-
-
-def _class_ids(classes: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
-    """``classes`` (one id, a sequence or a tensor of ids) as a 1-D int64 CPU tensor; a ConfigError otherwise."""
-    ids: Any = classes
-    if not isinstance(ids, torch.Tensor | numbers.Integral | str):
-        with suppress(TypeError):  # not iterable: reported below
-            ids = list(ids)
-    if isinstance(ids, list) and not ids:
-        return torch.empty(0, dtype=torch.int64)
-    try:
-        pool = None if isinstance(ids, str) else torch.as_tensor(ids)
-    except (TypeError, ValueError, RuntimeError):
-        pool = None
-    if pool is None or pool.dim() > 1 or pool.is_floating_point() or pool.is_complex() or pool.dtype == torch.bool:
-        shown = classes.tolist() if isinstance(classes, torch.Tensor) else classes  # one line, even for a tensor
-        raise ConfigError(f"classes={shown!r} must be integer class ids, e.g. classes=[0, 3]")
-    return pool.reshape(-1).to(device="cpu", dtype=torch.int64)

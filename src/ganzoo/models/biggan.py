@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,15 +23,21 @@ def batch_norm_layers(net: nn.Module) -> list[StoredStatsBatchNorm]:
     return [m for m in net.modules() if isinstance(m, StoredStatsBatchNorm)]
 
 
+def _count(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 0 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class BigGAN(NoiseToImageGAN):
     """BigGAN (Brock et al. 2019) trained as ajbrock/BigGAN-PyTorch's ``train_fns.GAN_training_function``.
 
     One training step is one BigGAN "iteration", and ``trainer.global_step`` counts them:
 
-    1. ``num_D_steps`` discriminator updates. Each accumulates ``num_D_accumulations`` micro-batches of
-       ``batch_size`` real images (its own slice of the loader batch, so the loader batch holds
-       ``batch_size * num_D_steps * num_D_accumulations`` images) and as many fakes from fresh latents and
-       uniformly drawn classes. D scores fakes and reals in one batch.
+    1. ``num_D_steps`` discriminator updates. Each accumulates ``num_D_accumulations`` micro-batches of real
+       images, each its own equal slice of the loader batch (``model=biggan`` sets ``data.batch_size`` to
+       ``batch_size * num_D_steps * num_D_accumulations``, so a slice holds ``batch_size`` images over all
+       processes), and as many fakes from fresh latents and uniformly drawn classes. D scores fakes and reals in
+       one batch.
     2. One generator update over ``num_G_accumulations`` micro-batches of ``G_batch_size`` fakes.
     3. The EMA generator is updated (a plain copy before ``ema_start``).
 
@@ -43,13 +49,16 @@ class BigGAN(NoiseToImageGAN):
     Its batch norms use, in order of precedence: "standing statistics" re-estimated from ``standing_stats``
     batches of samples (on a copy, once per training step, so training state is untouched); the stored
     running statistics when ``G_eval_mode``; otherwise the statistics of the batch being generated, as
-    BigGAN-PyTorch does without ``--G_eval_mode`` (the stored statistics are left unchanged).
+    BigGAN-PyTorch does without ``--G_eval_mode`` (the stored statistics are left unchanged). These three are
+    the model's :attr:`sampling_settings`: ``generate(..., G_eval_mode=True)`` overrides one for one call.
 
     Args:
         generator: :class:`ganzoo.nets.biggan.BigGANGenerator` (``forward(z, y)``, ``dim_z``, ``n_classes``).
         discriminator: :class:`ganzoo.nets.biggan.BigGANDiscriminator`; None for a sampling-only model.
         G_lr, D_lr, G_B1, G_B2, D_B1, D_B2, adam_eps: Adam settings of each network.
-        batch_size: real images per D micro-batch, over all DDP processes (each takes ``batch_size / N``).
+        batch_size: real images per D micro-batch, over all DDP processes (each takes ``batch_size / N``); the
+            loader's batch must hold ``batch_size * num_D_steps * num_D_accumulations`` of them, which the
+            config ``model=biggan`` sets as ``data.batch_size``.
         G_batch_size: fakes per G micro-batch, over all processes; 0 means ``batch_size``.
         num_D_steps, num_D_accumulations, num_G_accumulations: see above.
         G_ortho, D_ortho: orthogonal-regularisation strengths (0 disables).
@@ -57,10 +66,12 @@ class BigGAN(NoiseToImageGAN):
         G_eval_mode: sample with stored batch-norm statistics instead of batch statistics.
         standing_stats: number of batches for standing statistics at sampling time (0: off; 16 in BigGAN-PyTorch).
         standing_batch_size: batch size of those batches; 0 means ``G_batch_size``.
+            These three are the defaults of the sampling settings :meth:`generate` takes.
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
     """
 
     progress_bar_values = ("train/loss_d_real", "train/loss_d_fake", "train/loss_g")
+    sampling_settings = ("G_eval_mode", "standing_stats", "standing_batch_size")
 
     def __init__(
         self,
@@ -99,8 +110,12 @@ class BigGAN(NoiseToImageGAN):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"model.{name}={value!r} must be a positive integer")
-        for name, value in (("G_batch_size", G_batch_size), ("standing_stats", standing_stats)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        for name, value in (
+            ("G_batch_size", G_batch_size),
+            ("standing_stats", standing_stats),
+            ("standing_batch_size", standing_batch_size),
+        ):
+            if not _count(value):
                 raise ConfigError(f"model.{name}={value!r} must be an integer >= 0")
         if use_ema and not ema:
             raise ConfigError("model.use_ema=true needs model.ema=true (there is no EMA generator to sample from)")
@@ -115,10 +130,10 @@ class BigGAN(NoiseToImageGAN):
         if ema:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False)
             self.ema = ExponentialMovingAverage(generator, self.generator_ema, ema_decay, ema_start)
-        # ((step, device, generator id), copy holding standing statistics). A tuple, not a submodule, so the copy
-        # is neither trained, checkpointed nor wrapped by DDP.
-        self._standing: tuple[tuple[int, torch.device, int], nn.Module] | None = None
-        self._labels_checked = False
+        # ((step, device, generator id, batches, batch size), copy holding standing statistics). A tuple, not a
+        # submodule, so the copy is neither trained, checkpointed nor wrapped by DDP.
+        self._standing: tuple[tuple[Any, ...], nn.Module] | None = None
+        self._first_batch_checked = False
 
     # ----------------------------------------------------------------------------- sampling
     @property
@@ -130,18 +145,28 @@ class BigGAN(NoiseToImageGAN):
             return self.generator_ema
         return self.generator
 
+    def resolve_sampling_settings(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        settings = super().resolve_sampling_settings(given)
+        if not isinstance(settings["G_eval_mode"], bool):
+            raise ConfigError(f"G_eval_mode={settings['G_eval_mode']!r} must be true or false")
+        for name in ("standing_stats", "standing_batch_size"):
+            if not _count(settings[name]):
+                raise ConfigError(f"{name}={settings[name]!r} must be an integer >= 0: e.g. {name}=16")
+        return settings
+
     def forward_generator(self, net: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         # generate() always passes labels: the given classes, or uniformly drawn ones.
-        if self.hparams.standing_stats and net is self.sampling_generator():
-            net = self._standing_generator(net)
         return net(z, labels)
 
     @contextmanager
-    def sampling_mode(self, net: nn.Module) -> Iterator[None]:
+    def sampling_mode(self, net: nn.Module, settings: Mapping[str, Any]) -> Iterator[nn.Module]:
         # Spectral norm in eval mode computes the same weights as in train mode but stores nothing.
         net.eval()
-        if self.hparams.standing_stats or self.hparams.G_eval_mode:
-            yield
+        if settings["standing_stats"]:
+            yield self._standing_generator(net, settings["standing_stats"], settings["standing_batch_size"])
+            return
+        if settings["G_eval_mode"]:
+            yield net
             return
         norms = batch_norm_layers(net)
         momenta = [m.momentum for m in norms]
@@ -149,17 +174,22 @@ class BigGAN(NoiseToImageGAN):
             m.train()
             m.momentum = 0.0  # normalise with batch statistics, leave the stored ones unchanged
         try:
-            yield
+            yield net
         finally:
             for m, momentum in zip(norms, momenta, strict=True):
                 m.momentum = momentum
 
     @torch.no_grad()
-    def _standing_generator(self, net: nn.Module) -> nn.Module:
-        """A copy of ``net`` whose batch norms hold "standing statistics": the average over ``standing_stats``
-        batches of fresh samples (BigGAN-PyTorch's ``accumulate_standing_stats``). Made at most once per
-        training step; ``net`` itself is not touched, so training and its EMA are unaffected."""
-        key = (self.global_step, self.device, id(net))
+    def _standing_generator(
+        self, net: nn.Module, batches: int | None = None, batch_size: int | None = None
+    ) -> nn.Module:
+        """A copy of ``net`` in eval mode whose batch norms hold "standing statistics": the average over
+        ``batches`` (default ``standing_stats``) batches of ``batch_size`` (default ``standing_batch_size``, 0:
+        ``G_batch_size``) fresh samples (BigGAN-PyTorch's ``accumulate_standing_stats``). Made at most once per
+        training step and setting; ``net`` itself is not touched, so training and its EMA are unaffected."""
+        batches = self.hparams.standing_stats if batches is None else batches
+        size = (self.hparams.standing_batch_size if batch_size is None else batch_size) or self.G_batch_size
+        key = (self.global_step, self.device, id(net), batches, size)
         if self._standing is not None and self._standing[0] == key:
             return self._standing[1]
         standing = copy.deepcopy(net)
@@ -169,8 +199,7 @@ class BigGAN(NoiseToImageGAN):
             m.momentum = None  # cumulative average over the batches below
             m.train()
         noise = torch.Generator().manual_seed(0)
-        size = self.hparams.standing_batch_size or self.G_batch_size
-        for _ in range(self.hparams.standing_stats):
+        for _ in range(batches):
             standing(self.sample_latent(size, generator=noise), self.sample_labels(size, generator=noise))
         for m, original in zip(norms, batch_norm_layers(net), strict=True):
             m.momentum = original.momentum
@@ -193,35 +222,53 @@ class BigGAN(NoiseToImageGAN):
 
     def on_train_start(self) -> None:
         super().on_train_start()
-        self._labels_checked = False
+        self._first_batch_checked = False
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        # The first batch of a run, on the host before the copy: unlabelled data (labels -1) is unlabelled in
-        # every batch, and a check of every batch would cost each iteration a look at its labels.
-        if not self._labels_checked:
-            self._labels_checked = True
-            if self.num_classes > 1 and bool((batch[1] < 0).any()):
-                raise ConfigError(
-                    "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
-                    "(class subfolders) or model.generator.n_classes=1 for unconditional training"
-                )
+        # The first batch of a run, on the host before the copy: what holds for it holds for every batch, and a
+        # check of every batch would cost each iteration a look at its labels.
+        if not self._first_batch_checked:
+            self._check_first_batch(batch)
+            self._first_batch_checked = True
         return batch
 
-    def _real_batches(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        images, labels = batch[0], batch[1]
+    def _check_first_batch(self, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+        """Refuse, in one line naming the key to set, a loader batch that cannot feed this recipe: one whose size
+        is not the ``batch_size * num_D_steps * num_D_accumulations`` of the model (``model=biggan`` sets
+        ``data.batch_size`` so; a ``data.batch_size=`` override or a hand-made DataLoader can differ), or
+        unlabelled data for a class-conditional model."""
         hp = self.hparams
         micro = hp.num_D_steps * hp.num_D_accumulations
-        batch_size = self.split_over_processes(hp.batch_size, "batch_size")
-        if images.shape[0] != batch_size * micro:
+        world_size = self.trainer.world_size if self._trainer is not None else 1
+        self.split_over_processes(hp.batch_size, "batch_size")  # each process needs whole micro-batches
+        got, needed = len(batch[0]), hp.batch_size * micro
+        if got * world_size != needed:
             raise ConfigError(
-                f"BigGAN got {images.shape[0]} real images per iteration and process but needs batch_size * "
-                f"num_D_steps * num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations} "
-                f"= {hp.batch_size * micro} over all processes ({batch_size * micro} per process): set "
-                "model.batch_size and leave data.batch_size to the model config"
+                f"BigGAN got {got} real images per iteration and process but needs batch_size * num_D_steps * "
+                f"num_D_accumulations = {hp.batch_size} * {hp.num_D_steps} * {hp.num_D_accumulations} = {needed} "
+                f"over all processes ({needed // world_size} per process): set model.batch_size and leave "
+                "data.batch_size to the model config (model=biggan sets it to that product)"
+            )
+        if self.num_classes > 1 and bool((batch[1] < 0).any()):
+            raise ConfigError(
+                "BigGAN is class-conditional but the data has no labels: use a labelled dataset "
+                "(class subfolders) or model.generator.n_classes=1 for unconditional training"
+            )
+
+    def _real_batches(self, batch: tuple[torch.Tensor, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This process's loader batch cut into the ``num_D_steps * num_D_accumulations`` equal (images, labels)
+        micro-batches of the D steps, in order."""
+        images, labels = batch[0], batch[1]
+        micro = self.hparams.num_D_steps * self.hparams.num_D_accumulations
+        if len(images) % micro:  # the first batch is checked whole: this is a short last batch
+            raise ConfigError(
+                f"BigGAN got a short batch of {len(images)} real images, which does not split into "
+                f"num_D_steps * num_D_accumulations = {micro} equal D micro-batches: set data.drop_last=true"
             )
         if self.num_classes == 1:
             labels = torch.zeros_like(labels)  # one class: unconditional data (labels -1) is fine
-        return list(zip(images.split(batch_size), labels.split(batch_size), strict=True))
+        size = len(images) // micro
+        return list(zip(images.split(size), labels.split(size), strict=True))
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         hp = self.hparams

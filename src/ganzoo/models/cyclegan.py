@@ -16,11 +16,13 @@ from ganzoo.models.base import GANModule
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay
 
+#: Translation directions: domain A to B, and B to A.
 DIRECTIONS = ("AtoB", "BtoA")
 
 
 class CycleGAN(GANModule):
-    """CycleGAN trained as in junyanz/pytorch-CycleGAN-and-pix2pix, defaults included.
+    """CycleGAN trained as in junyanz/pytorch-CycleGAN-and-pix2pix, defaults included; an
+    :class:`~ganzoo.sampling.ImageToImage` model (``translate(images, direction)`` both ways).
 
     Networks (the official names in brackets): ``generator_a2b`` [netG_A] maps domain A to B,
     ``generator_b2a`` [netG_B] maps B to A, ``discriminator_b`` [netD_A] judges domain-B images,
@@ -42,6 +44,7 @@ class CycleGAN(GANModule):
     """
 
     progress_bar_values = ("train/loss_g", "train/loss_d_a", "train/loss_d_b")
+    directions = DIRECTIONS
 
     def __init__(
         self,
@@ -71,7 +74,7 @@ class CycleGAN(GANModule):
         self.fake_a_pool = ImagePool(pool_size, seed=1)
         self.fake_b_pool = ImagePool(pool_size, seed=2)
 
-    # ----------------------------------------------------------------------- sampling API
+    # ------------------------------------------------------------- ganzoo.sampling.ImageToImage
     def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """Translate float images (N, C, H, W) in [-1, 1] with the eval-mode generator of ``direction``
         (``"AtoB"`` or ``"BtoA"``); returns float32 (N, C', H, W) in [-1, 1] on the model's device."""
@@ -169,8 +172,8 @@ def translate_with(net: nn.Module, images: torch.Tensor, device: torch.device) -
 
 
 class OneWayTranslator(nn.Module):
-    """One CycleGAN generator on its own (an official ``latest_net_G_A.pth`` or ``horse2zebra.pth``), with the
-    ``translate(images, direction)`` of :class:`CycleGAN` for the one direction it was trained for.
+    """One CycleGAN generator on its own (an official ``latest_net_G_A.pth`` or ``horse2zebra.pth``): an
+    :class:`~ganzoo.sampling.ImageToImage` model that translates the one direction it was trained for.
 
     Args:
         generator: a :class:`~ganzoo.nets.cyclegan.ResnetGenerator` (any image-to-image net with ``in_channels``).
@@ -189,6 +192,11 @@ class OneWayTranslator(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The one direction this generator translates."""
+        return (self.direction,)
 
     def translate(self, images: torch.Tensor, direction: str | None = None) -> torch.Tensor:
         """Translate float images (N, C, H, W) in [-1, 1]; returns float32 (N, C', H, W) in [-1, 1] on the

@@ -18,13 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from ganzoo.distributed import world_size
 
 
 def batch_norm(
@@ -45,7 +42,7 @@ def batch_norm(
     deviations from it), so large means do not cancel the variance; processes may hold different batch
     sizes. ``running_mean``/``running_var`` follow ``momentum`` as in ``F.batch_norm`` (unbiased variance).
     """
-    if not (training and cross_replica and _world_size() > 1):
+    if not (training and cross_replica and world_size() > 1):
         return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     from torch.distributed.nn.functional import all_reduce  # differentiable: gradients are summed too
 
@@ -79,7 +76,7 @@ class CrossReplicaBatchNorm2d(nn.BatchNorm2d):
     cross_replica: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.training and self.cross_replica and _world_size() > 1):
+        if not (self.training and self.cross_replica and world_size() > 1):
             return super().forward(x)
         momentum = self.momentum or 0.0
         if self.track_running_stats and self.num_batches_tracked is not None:

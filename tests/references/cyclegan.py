@@ -1,0 +1,89 @@
+"""The official pytorch-CycleGAN-and-pix2pix networks (ResNet generator, PatchGAN discriminator), the way it
+saves weights, and its learning-rate rule, written out from its code's module names and documented formulas."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def ref_norm(kind: str, channels: int) -> nn.Module:
+    """The reference's norm_layer: instance without affine or running stats, or affine batch norm."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.BatchNorm2d(channels, affine=True)
+
+
+class RefBlock(nn.Module):
+    """The reference's residual block, written out from its module names (``conv_block`` indices)."""
+
+    def __init__(self, dim: int, norm: str, dropout: bool) -> None:
+        super().__init__()
+        bias = norm == "instance"
+        layers = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), ref_norm(norm, dim), nn.ReLU(True)]
+        layers += [nn.Dropout(0.5)] if dropout else []
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), ref_norm(norm, dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+class RefGenerator(nn.Module):
+    """The reference's ResnetGenerator (reflect padding, transposed-conv upsampling) as one ``model``."""
+
+    def __init__(self, nc_in: int, nc_out: int, ngf: int, blocks: int, norm: str = "instance", dropout: bool = False):
+        super().__init__()
+        b = norm == "instance"
+        self.model = nn.Sequential(
+            nn.ReflectionPad2d(3), nn.Conv2d(nc_in, ngf, 7, bias=b), ref_norm(norm, ngf), nn.ReLU(True),
+            nn.Conv2d(ngf, 2 * ngf, 3, 2, 1, bias=b), ref_norm(norm, 2 * ngf), nn.ReLU(True),
+            nn.Conv2d(2 * ngf, 4 * ngf, 3, 2, 1, bias=b), ref_norm(norm, 4 * ngf), nn.ReLU(True),
+            *[RefBlock(4 * ngf, norm, dropout) for _ in range(blocks)],
+            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 3, 2, 1, output_padding=1, bias=b), ref_norm(norm, 2 * ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * ngf, ngf, 3, 2, 1, output_padding=1, bias=b), ref_norm(norm, ngf), nn.ReLU(True),
+            nn.ReflectionPad2d(3), nn.Conv2d(ngf, nc_out, 7), nn.Tanh(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class RefDiscriminator(nn.Module):
+    """The reference's NLayerDiscriminator with n_layers=3 and no sigmoid."""
+
+    def __init__(self, nc_in: int, ndf: int, norm: str = "instance") -> None:
+        super().__init__()
+        b = norm == "instance"
+        self.model = nn.Sequential(
+            nn.Conv2d(nc_in, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, 2 * ndf, 4, 2, 1, bias=b), ref_norm(norm, 2 * ndf), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(2 * ndf, 4 * ndf, 4, 2, 1, bias=b), ref_norm(norm, 4 * ndf), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(4 * ndf, 8 * ndf, 4, 1, 1, bias=b), ref_norm(norm, 8 * ndf), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(8 * ndf, 1, 4, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def save_like_reference(net: nn.Module, path: Path, prefix: str = "", stale_stats: bool = False) -> Path:
+    """``torch.save(net.state_dict(), path)``, optionally as DataParallel would name it, or with the
+    running statistics that InstanceNorm layers of older PyTorch versions left in the file."""
+    state = collections.OrderedDict((prefix + k, v) for k, v in net.state_dict().items())
+    if stale_stats:
+        for name, m in net.named_modules():
+            if isinstance(m, nn.InstanceNorm2d):
+                state[f"{prefix}{name}.running_mean"] = torch.zeros(m.num_features)
+                state[f"{prefix}{name}.running_var"] = torch.ones(m.num_features)
+                state[f"{prefix}{name}.num_batches_tracked"] = torch.tensor(7)
+    torch.save(state, path)
+    return path
+
+
+def official_lambda_rule(epoch: int, n_epochs: int, n_epochs_decay: int, epoch_count: int) -> float:
+    # The official formula, written out from its description: constant, then linear to zero.
+    return 1.0 - max(0, epoch + epoch_count - n_epochs) / float(n_epochs_decay + 1)
