@@ -26,9 +26,9 @@ class ImagePool:
         self.random = random.Random(seed)
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` (N, C, H, W), detached; returns a batch of the same shape."""
+        """``images`` (N, C, H, W); returns a detached batch of the same shape (D's update must not reach G)."""
         if self.size == 0:
-            return images
+            return images.detach()
         out = []
         for image in images.detach():
             image = image.unsqueeze(0)

@@ -7,6 +7,7 @@ import torch
 
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay
+from tests.builders import quiet_trainer
 from tests.references.cyclegan import official_lambda_rule
 
 
@@ -48,12 +49,26 @@ def test_pool_fills_then_swaps_half_of_the_time() -> None:
 def test_pool_of_size_zero_passes_images_through_and_state_round_trips() -> None:
     images = torch.randn(3, 2, 4, 4)
     assert torch.equal(ImagePool(size=0).query(images), images)
+    # Detached whatever the size, so D's loss on pooled fakes never reaches G's graph.
+    produced = torch.randn(3, 2, 4, 4, requires_grad=True) * 2
+    assert not ImagePool(size=0).query(produced).requires_grad
+    assert not ImagePool(size=2).query(produced).requires_grad
     pool = ImagePool(size=2, seed=3)
     pool.query(images)
     copy = ImagePool(size=2)
     copy.load_state_dict(pool.state_dict())
     later = torch.randn(5, 2, 4, 4)
     assert torch.equal(copy.query(later), pool.query(later))
+
+
+def test_training_without_a_pool(tmp_path) -> None:
+    """pool_size=0 (D sees this step's fakes) trains: its D update does not backpropagate into G's graph."""
+    model = tiny_cyclegan(pool_size=0)
+    images = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, images.flip(0)), batch_size=2)
+    trainer = quiet_trainer(tmp_path, max_steps=2)
+    trainer.fit(model, loader)
+    assert trainer.global_step == 2
 
 
 def tiny_cyclegan(**kwargs):
