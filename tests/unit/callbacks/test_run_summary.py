@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -14,8 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ganzoo.callbacks import BestCheckpoint, GANCheckpoint, InterpolationSheet, RunSummary, SampleGrid
 from ganzoo.checkpoint import load_checkpoint_file
-from ganzoo.models.dcgan import DCGAN
-from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from tests.builders import quiet_trainer, tiny_dcgan
 
 # Checkpoints of manual-optimization modules hold the state after the step, as ganzoo intends.
 pytestmark = pytest.mark.filterwarnings("ignore:Using ModelCheckpoint with manual optimization")
@@ -48,17 +46,10 @@ class FailAtStep(Callback):
 def fit(tmp_path: Path, *callbacks: Callback, steps: int = 3) -> Trainer:
     """Train a tiny DCGAN (16 px, 1 channel) for ``steps`` iterations on 32 random images in [-1, 1]."""
     torch.manual_seed(0)
-    model = DCGAN(DCGANGenerator(16, 1, nz=8, ngf=4), DCGANDiscriminator(16, 1, ndf=4))
+    model = tiny_dcgan()
     data = DataLoader(TensorDataset(torch.rand(32, 1, 16, 16) * 2 - 1, torch.zeros(32)), batch_size=8)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        log_every_n_steps=1,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        callbacks=list(callbacks),
+    trainer = quiet_trainer(
+        tmp_path, max_steps=steps, log_every_n_steps=1, enable_checkpointing=True, callbacks=list(callbacks)
     )
     trainer.fit(model, data)
     return trainer

@@ -6,6 +6,7 @@ import torch
 
 from ganzoo.data import FashionMNISTDataModule, ImageFolderDataModule
 from ganzoo.errors import ConfigError, DataError
+from tests.builders import quiet_trainer
 from tests.data.writers import write_image_folder
 
 
@@ -32,15 +33,7 @@ class _TinyModel(L.LightningModule):
 def test_trainer_drives_datamodule_and_checkpoints_hparams(fashion_root: Path, no_system_dir: str, tmp_path: Path):
     dm = FashionMNISTDataModule(str(fashion_root), image_size=16, batch_size=8, system_dir=no_system_dir, flip=True)
     model = _TinyModel()
-    trainer = L.Trainer(
-        max_steps=2,
-        limit_val_batches=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, limit_val_batches=1, enable_checkpointing=True)
     trainer.fit(model, datamodule=dm)
     assert (8, 1, 16, 16) in model.shapes
     path = tmp_path / "last.ckpt"

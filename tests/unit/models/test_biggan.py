@@ -16,6 +16,7 @@ from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.orthogonal import add_orthogonal_regularization
 from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
 from ganzoo.sampling import truncate
+from tests.builders import quiet_trainer
 
 NUM_CLASSES = 3
 
@@ -223,7 +224,6 @@ def test_training_matches_a_handwritten_biggan_iteration(tmp_path) -> None:
     """Three Lightning iterations equal three iterations of BigGAN-PyTorch's GAN_training_function (D steps on
     their own real slices, accumulation, hinge loss, ortho reg) followed by its EMA update, on the same noise (the
     plain loop that ``make bench`` times against the module)."""
-    import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
     from tests.references.loops import PlainBigGAN
@@ -240,10 +240,7 @@ def test_training_matches_a_handwritten_biggan_iteration(tmp_path) -> None:
     per_iteration = batch * d_steps * d_acc
     reals = torch.rand(iterations * per_iteration, 1, 32, 32) * 2 - 1
     classes = torch.randint(NUM_CLASSES, (iterations * per_iteration,))
-    trainer = L.Trainer(
-        max_steps=iterations, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, max_steps=iterations)
     trainer.fit(model, DataLoader(TensorDataset(reals, classes), batch_size=per_iteration))
     assert trainer.global_step == iterations
 
@@ -263,7 +260,6 @@ def test_training_matches_a_handwritten_biggan_iteration(tmp_path) -> None:
 
 def test_bf16_autocast_trains_with_float32_spectral_norm(tmp_path) -> None:
     """Lightning's bf16-mixed precision (CPU autocast here, the same code path as on a GPU)."""
-    import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
     from ganzoo.nets.layers import SpectralNorm
@@ -272,10 +268,7 @@ def test_bf16_autocast_trains_with_float32_spectral_norm(tmp_path) -> None:
     model = tiny_biggan(batch_size=4, num_D_steps=2, ema=True, use_ema=True)
     data = TensorDataset(torch.rand(16, 1, 32, 32) * 2 - 1, torch.randint(NUM_CLASSES, (16,)))
     before = {k: v.clone() for k, v in model.generator.state_dict().items()}
-    trainer = L.Trainer(
-        max_steps=2, accelerator="cpu", precision="bf16-mixed", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path, precision="bf16-mixed")
     trainer.fit(model, DataLoader(data, batch_size=8))
     assert trainer.global_step == 2
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())

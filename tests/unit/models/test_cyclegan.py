@@ -87,7 +87,6 @@ def test_training_matches_a_handwritten_official_loop(tmp_path) -> None:
     plain loop that ``make bench`` times against the module)."""
     import copy
 
-    import lightning as L
     from torch.utils.data import DataLoader, TensorDataset
 
     from tests.references.loops import PlainCycleGAN
@@ -100,10 +99,7 @@ def test_training_matches_a_handwritten_official_loop(tmp_path) -> None:
     initial = model.generator_a2b.state_dict()["model.1.weight"].clone()
     real_a, real_b = torch.rand(4, 1, 16, 16) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
     data = DataLoader(TensorDataset(real_a, real_b), batch_size=2)
-    trainer = L.Trainer(
-        max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(model, data)
 
     # The pools are still filling (50 places), so they return the new fakes, as the official code's do.

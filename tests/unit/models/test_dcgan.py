@@ -12,24 +12,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ganzoo.checkpoint import AtomicCheckpointIO, load_checkpoint_file, save_atomic
 from ganzoo.models.dcgan import DCGAN
-from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-
-
-def tiny_dcgan() -> DCGAN:
-    return DCGAN(DCGANGenerator(16, 1, nz=8, ngf=4), DCGANDiscriminator(16, 1, ndf=4))
+from tests.builders import quiet_trainer, tiny_dcgan
 
 
 def fit(model: DCGAN, steps: int, tmp_path: Path) -> L.Trainer:
     data = DataLoader(TensorDataset(torch.rand(32, 1, 16, 16) * 2 - 1, torch.zeros(32)), batch_size=8)
-    trainer = L.Trainer(
-        max_steps=steps,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = quiet_trainer(tmp_path, max_steps=steps)
     trainer.fit(model, data)
     return trainer
 
@@ -92,10 +80,7 @@ def test_training_matches_a_handwritten_pytorch_examples_loop(tmp_path: Path) ->
     netG, netD = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
     images = torch.rand(16, 1, 16, 16) * 2 - 1
     data = DataLoader(TensorDataset(images, torch.zeros(16)), batch_size=8)
-    trainer = L.Trainer(
-        max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
+    trainer = quiet_trainer(tmp_path)
     trainer.fit(model, data)
 
     plain = PlainDCGAN(netG, netD, lr=2e-4, beta1=0.5, beta2=0.999, noise=torch.Generator().manual_seed(123))
