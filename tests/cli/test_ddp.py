@@ -107,7 +107,7 @@ def test_batch_sizes_are_global_and_must_split_over_the_processes(tmp_path: Path
     model = BigGAN(generator, BigGANDiscriminator(resolution=32, channels=1, ch=4, n_classes=2), batch_size=3)
     model.trainer = trainer
     with pytest.raises(ConfigError, match="model.batch_size=3 is the batch of all 2 processes"):
-        model._real_batches((torch.zeros(6, 1, 32, 32), torch.zeros(6, dtype=torch.long)))
+        model.on_before_batch_transfer((torch.zeros(3, 1, 32, 32), torch.zeros(3, dtype=torch.long)), 0)
 
 
 def test_unpaired_items_do_not_depend_on_the_number_of_processes(tmp_path: Path) -> None:
