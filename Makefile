@@ -24,13 +24,11 @@ install:
 train:
 	$(BIN)/python -m ganzoo.train $(ARGS)
 
-# One pytest worker per core; tests of one xdist_group (the learning tests, which share the evaluator they train)
-# run in the same worker. ARGS="-n 0" runs in one process.
 test:
-	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest $(ARGS)
 
-# In-process tests only (tests/unit and the other unmarked tests): no subprocess runs of the entry points
-# (marker cli) and no learning on real data (marker slow); about a minute on 2 CPU cores.
+# In-process tests only: no subprocess runs of the entry points (marker cli) and no learning on real data (marker
+# slow), one pytest-xdist worker per core; about a minute on 2 CPU cores (README).
 test-unit:
 	$(BIN)/python -m pytest -n auto -m "not cli and not slow" $(ARGS)
 
