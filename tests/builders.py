@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ from torch import nn
 from torchvision.io import decode_png, read_file
 
 from ganzoo.models.biggan import BigGAN
+from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
+from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
@@ -62,6 +65,20 @@ def tiny_biggan(num_classes: int = 3, image_size: int = 32, **options: Any) -> B
     generator = BigGANGenerator(**common, dim_z=16, shared=False, init="N02")
     discriminator = BigGANDiscriminator(**common, init="N02")
     return BigGAN(generator, discriminator, **{"batch_size": 2, "num_D_steps": 1, **options})
+
+
+def tiny_cyclegan(
+    channels: int = 1, ngf: int = 4, n_blocks: int = 1, ndf: int = 4, n_layers: int = 1, **options: Any
+) -> CycleGAN:
+    """A CycleGAN of ResNet generators with ``ngf`` base channels and ``n_blocks`` residual blocks and PatchGANs of
+    ``ndf`` channels and ``n_layers`` layers, for ``channels``-channel images of any size divisible by 4; the same
+    weights on every call."""
+    torch.manual_seed(0)
+    return CycleGAN(
+        functools.partial(ResnetGenerator, channels, channels, ngf=ngf, n_blocks=n_blocks),
+        functools.partial(PatchDiscriminator, channels, ndf=ndf, n_layers=n_layers),
+        **options,
+    )
 
 
 def read_png(path: Path) -> torch.Tensor:

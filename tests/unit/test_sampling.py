@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.models.biggan import BigGAN
-from ganzoo.models.cyclegan import CycleGAN, OneWayTranslator
+from ganzoo.models.cyclegan import OneWayTranslator
 from ganzoo.models.dcgan import DCGAN
-from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
-from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
+from ganzoo.nets.cyclegan import ResnetGenerator
 from ganzoo.sampling import (
     ImageToImage,
     NoiseToImage,
@@ -27,20 +23,7 @@ from ganzoo.sampling import (
     translate_in_batches,
     truncate,
 )
-from tests.builders import tiny_dcgan
-
-
-def tiny_biggan(**options) -> BigGAN:
-    torch.manual_seed(0)
-    generator = BigGANGenerator(resolution=32, channels=1, ch=4, dim_z=16, n_classes=3, shared=False, attention="0")
-    discriminator = BigGANDiscriminator(resolution=32, channels=1, ch=4, n_classes=3, attention="0")
-    return BigGAN(generator, discriminator, **options)
-
-
-def tiny_cyclegan() -> CycleGAN:
-    torch.manual_seed(0)
-    generator = functools.partial(ResnetGenerator, 1, 1, ngf=4, n_blocks=1)
-    return CycleGAN(generator, functools.partial(PatchDiscriminator, 1, ndf=4, n_layers=1))
+from tests.builders import tiny_biggan, tiny_cyclegan, tiny_dcgan
 
 
 # -------------------------------------------------------------------------------------------------- protocols

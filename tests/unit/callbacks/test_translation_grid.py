@@ -4,7 +4,6 @@ models and data it leaves alone (W&B's translation table: tests/test_cyclegan.py
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
@@ -13,22 +12,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from ganzoo.callbacks import SampleGrid, TranslationGrid
 from ganzoo.data.unpaired import UnpairedImageFolderDataModule
 from ganzoo.images import to_uint8
-from ganzoo.models.cyclegan import CycleGAN
-from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
-from tests.builders import quiet_trainer, read_png, tiny_dcgan
+from tests.builders import quiet_trainer, read_png, tiny_cyclegan, tiny_dcgan
 from tests.data.writers import write_unpaired_folders
 
 SIZE = 16
 CELL = SIZE + 2  # a grid cell: the image and 2 px of padding
-
-
-def tiny_cyclegan() -> CycleGAN:
-    """Grey 16 px CycleGAN: ResNet generators with 4 base channels and one residual block, 4-channel PatchGANs."""
-    torch.manual_seed(0)
-    return CycleGAN(
-        functools.partial(ResnetGenerator, 1, 1, ngf=4, n_blocks=1),
-        functools.partial(PatchDiscriminator, 1, ndf=4, n_layers=1),
-    )
 
 
 def unpaired_folders(root: Path) -> UnpairedImageFolderDataModule:

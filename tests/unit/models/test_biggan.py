@@ -14,21 +14,10 @@ from ganzoo.errors import ConfigError
 from ganzoo.models.biggan import BigGAN, batch_norm_layers
 from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.orthogonal import add_orthogonal_regularization
-from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
 from ganzoo.sampling import truncate
-from tests.builders import quiet_trainer
+from tests.builders import quiet_trainer, tiny_biggan
 
 NUM_CLASSES = 3
-
-
-def tiny_biggan(**kwargs) -> BigGAN:
-    generator = BigGANGenerator(
-        resolution=32, channels=1, ch=4, dim_z=16, n_classes=NUM_CLASSES, shared=False, attention="0", init="N02"
-    )
-    discriminator = BigGANDiscriminator(
-        resolution=32, channels=1, ch=4, n_classes=NUM_CLASSES, attention="0", init="N02"
-    )
-    return BigGAN(generator, discriminator, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------- EMA

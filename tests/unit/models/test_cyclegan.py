@@ -7,6 +7,7 @@ import torch
 
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay
+from tests import builders
 from tests.builders import quiet_trainer
 from tests.references.cyclegan import official_lambda_rule
 
@@ -71,15 +72,9 @@ def test_training_without_a_pool(tmp_path) -> None:
     assert trainer.global_step == 2
 
 
-def tiny_cyclegan(**kwargs):
-    import functools
-
-    from ganzoo.models.cyclegan import CycleGAN
-    from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
-
-    generator = functools.partial(ResnetGenerator, 1, 1, ngf=8, n_blocks=2)
-    discriminator = functools.partial(PatchDiscriminator, 1, ndf=8, n_layers=2)
-    return CycleGAN(generator, discriminator, **kwargs)
+def tiny_cyclegan(**options):
+    """Grey CycleGAN with two residual blocks and two-layer PatchGANs of 8 base channels."""
+    return builders.tiny_cyclegan(ngf=8, n_blocks=2, ndf=8, n_layers=2, **options)
 
 
 def test_training_matches_a_handwritten_official_loop(tmp_path) -> None:
