@@ -81,6 +81,26 @@ def tiny_cyclegan(
     )
 
 
+def assert_resume_is_exact(uninterrupted: Path, interrupted: Path, resumed: Path) -> None:
+    """The checkpoint ``resumed`` (a run continued from ``interrupted``) holds the weights and Adam moments of
+    ``uninterrupted`` bit for bit, and ``interrupted`` really stopped earlier (its weights differ)."""
+    from ganzoo.checkpoint import load_checkpoint_file
+
+    full, first, again = (load_checkpoint_file(path) for path in (uninterrupted, interrupted, resumed))
+    assert again["global_step"] == full["global_step"] > first["global_step"]
+    assert full["state_dict"].keys() == again["state_dict"].keys()
+    for name, value in full["state_dict"].items():
+        assert torch.equal(value, again["state_dict"][name]), f"{name} differs after resuming"
+    moments = [
+        [state["exp_avg_sq"] for optimizer in checkpoint["optimizer_states"] for state in optimizer["state"].values()]
+        for checkpoint in (full, again)
+    ]
+    assert moments[0] and len(moments[0]) == len(moments[1])
+    assert all(torch.equal(x, y) for x, y in zip(*moments, strict=True))
+    name = next(key for key in full["state_dict"] if key.endswith("weight"))
+    assert not torch.equal(first["state_dict"][name], full["state_dict"][name])
+
+
 def read_png(path: Path) -> torch.Tensor:
     """A PNG file's pixels: uint8 (C, H, W)."""
     return decode_png(read_file(str(path)))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import importlib
 import logging
 import os
 import struct
@@ -232,3 +234,58 @@ def compose_entry_point(config_name: str, *overrides: str) -> Any:
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name, overrides=list(overrides))
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryPointRun:
+    """What a run of an entry point's body left: its exit status (0: it returned) and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def error_line(self) -> str:
+        """The one line a ganzoo error ends with: exit status 1, ``error: <message>`` last on stderr, no traceback."""
+        assert self.code == 1, (self.code, self.err[-3000:])
+        assert "Traceback" not in self.err, self.err[-3000:]
+        line = self.err.strip().splitlines()[-1]
+        assert line.startswith("error: "), self.err[-3000:]
+        return line
+
+
+@pytest.fixture
+def entry_point(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., EntryPointRun]:
+    """``entry_point(module, *overrides, **env)``: the body of ``python -m ganzoo.<module> <overrides>`` run in this
+    process with the environment variables ``env`` set (for the rest of the test): the composed config goes
+    through the entry point's own ``main`` (ganzoo's ``error: <one line>`` and exit status 1 included), as Hydra
+    calls it. ``hydra.run.dir=<dir>`` becomes a training run's output folder. torch keeps one thread, and the
+    process-wide settings a run changes are restored afterwards. Hydra's own handling around ``main`` (command
+    line parsing, logging set-up, the run folder) is what the subprocess runs in tests/cli check."""
+
+    def run(module: str, *overrides: str, **env: str) -> EntryPointRun:
+        import torch
+
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        run_dirs = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
+        rest = [o for o in overrides if not o.startswith("hydra.run.dir=")]
+        if module == "train":
+            from ganzoo.train import compose_config
+
+            cfg = compose_config(rest, output_dir=run_dirs[-1] if run_dirs else "outputs/interactive")
+        else:
+            cfg = compose_entry_point(module, *rest)
+        main = importlib.import_module(f"ganzoo.{module}").main
+        capsys.readouterr()
+        code = 0
+        with process_state_kept():
+            os.environ["OMP_NUM_THREADS"] = "1"
+            torch.set_num_threads(1)
+            try:
+                main(cfg)
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else 1
+        captured = capsys.readouterr()
+        return EntryPointRun(code, captured.out, captured.err)
+
+    return run

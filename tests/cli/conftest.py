@@ -1,4 +1,5 @@
-"""Every test under tests/cli runs ganzoo's entry points in subprocesses: marked ``cli`` (``-m "not cli"`` skips them)."""
+"""Every test under tests/cli runs ganzoo's entry points end to end, in subprocesses or (every experiment's recipe)
+as whole training runs in this process: marked ``cli`` (``-m "not cli"`` skips them)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Bad input stops a run with one ganzoo error whose message is one line naming the fix, before any work where it
-can: the runs of ``ganzoo.train.train`` and the body of ``python -m ganzoo.sample`` in this process (the entry
-points' own contract, ``error: <message>`` on stderr and exit status 1, is tests/cli/test_errors.py's)."""
+can: the runs of ``ganzoo.train.train`` and the bodies of ``python -m ganzoo.sample`` and ``python -m
+ganzoo.evaluate`` in this process (that a real process prints ``error: <message>`` on stderr and exits with status
+1 is tests/cli/test_errors.py's and tests/cli/test_evaluate.py's)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.errors import MissingConfigException
 
-import ganzoo.sample
 from ganzoo.checkpoint import load_checkpoint_file
 from ganzoo.errors import ConfigError, DataError, GanzooError, ganzoo_cause
 from ganzoo.train import compose_config
-from tests.conftest import QUIET, TINY, compose_entry_point, process_state_kept
+from tests.conftest import QUIET, TINY, EntryPointRun, process_state_kept
 from tests.data.writers import write_image_folder
 
 Train = Callable[..., dict[str, float]]
+EntryPoint = Callable[..., EntryPointRun]
 
 
 def one_line(error: BaseException, kind: type[GanzooError]) -> str:
@@ -152,36 +154,32 @@ def test_resume_with_max_steps_already_reached(train_in_process: Train, tiny_che
 # ------------------------------------------------------------------------------- python -m ganzoo.sample
 
 
-def sample_error(capsys: pytest.CaptureFixture[str], *overrides: str) -> str:
-    """The body of ``python -m ganzoo.sample <overrides>``, run here: it must stop with exit status 1 and one line
-    ``error: <message>`` on stderr; returns that line."""
-    cfg = compose_entry_point("sample", *overrides)
-    capsys.readouterr()
-    with process_state_kept(), pytest.raises(SystemExit) as stopped:
-        ganzoo.sample.main(cfg)
-    assert stopped.value.code == 1
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+def error_of(entry_point: EntryPoint, module: str, *overrides: str, **env: str) -> str:
+    """The body of ``python -m ganzoo.<module> <overrides>``, run here with the environment variables ``env``: it
+    must stop with exit status 1 and one line ``error: <message>``, all it prints on stderr; returns that line."""
+    run = entry_point(module, *overrides, **env)
+    line = run.error_line()
+    assert [text.strip() for text in run.err.splitlines() if text.strip()] == [line], run.err[-3000:]
+    return line
 
 
-def test_checkpoint_that_is_not_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_that_is_not_a_checkpoint(tmp_path: Path, entry_point: EntryPoint) -> None:
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"definitely not a torch file")
-    line = sample_error(capsys, f"ckpt={junk}", "n=2", f"out={tmp_path / 's.npz'}")
+    line = error_of(entry_point, "sample", f"ckpt={junk}", "n=2", f"out={tmp_path / 's.npz'}")
     assert str(junk) in line and "PyTorch file" in line
 
 
-def test_checkpoint_with_code_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_with_code_is_refused(tmp_path: Path, entry_point: EntryPoint) -> None:
     # weights_only loading: a pickle that would construct an arbitrary object is rejected.
     evil = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": Path("x")}, evil)
-    line = sample_error(capsys, f"ckpt={evil}", "n=2", f"out={tmp_path / 's.npz'}")
+    line = error_of(entry_point, "sample", f"ckpt={evil}", "n=2", f"out={tmp_path / 's.npz'}")
     assert "weights_only=True" in line
 
 
-def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    line = sample_error(capsys, f"ckpt={tmp_path / 'nope.ckpt'}", "n=2")
+def test_missing_checkpoint(tmp_path: Path, entry_point: EntryPoint) -> None:
+    line = error_of(entry_point, "sample", f"ckpt={tmp_path / 'nope.ckpt'}", "n=2")
     assert "does not exist" in line
 
 
@@ -195,16 +193,16 @@ def test_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     ],
 )
 def test_sample_bad_options(
-    override: str, expected: str, tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    override: str, expected: str, tiny_checkpoint: Path, tmp_path: Path, entry_point: EntryPoint
 ) -> None:
     args = [f"ckpt={tiny_checkpoint}", "n=4", f"grid={tmp_path / 'g.png'}", f"out={tmp_path / 's.npz'}", override]
-    line = sample_error(capsys, *args)
+    line = error_of(entry_point, "sample", *args)
     assert expected in line
     assert not (tmp_path / "s.npz").exists()
 
 
 def test_checkpoint_naming_foreign_code_is_refused(
-    tiny_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_checkpoint: Path, tmp_path: Path, entry_point: EntryPoint
 ) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
@@ -212,6 +210,26 @@ def test_checkpoint_naming_foreign_code_is_refused(
     checkpoint["ganzoo"]["model_config"]["generator"] = {"_target_": "builtins.open", "file": str(victim), "mode": "w"}
     crafted = tmp_path / "crafted.ckpt"
     torch.save(checkpoint, crafted)
-    line = sample_error(capsys, f"ckpt={crafted}", "n=2", f"out={tmp_path / 's.npz'}")
+    line = error_of(entry_point, "sample", f"ckpt={crafted}", "n=2", f"out={tmp_path / 's.npz'}")
     assert "'builtins.open', which is not a ganzoo model or network" in line
     assert victim.read_text() == "precious"
+
+
+# ----------------------------------------------------------------------------- python -m ganzoo.evaluate
+
+
+def test_evaluate_errors_are_one_line(tmp_path: Path, entry_point: EntryPoint) -> None:
+    assert error_of(entry_point, "evaluate") == (
+        "error: pass exactly one of ckpt=<checkpoint> or images=<folder or .npz>"
+    )
+    np.savez(tmp_path / "x.npz", x=np.zeros((4, 1, 8, 8), np.uint8))
+    line = error_of(entry_point, "evaluate", f"images={tmp_path / 'x.npz'}")
+    assert line.startswith("error: images= needs the real data to compare with: add data=")
+    data = {"GANZOO_DATA": str(tmp_path)}
+    line = error_of(entry_point, "evaluate", f"images={tmp_path / 'missing.npz'}", "data=fashion_mnist", **data)
+    assert line == f"error: images={tmp_path / 'missing.npz'} does not exist: pass a folder of images or an .npz file"
+    (tmp_path / "notes.txt").write_text("not images")
+    line = error_of(entry_point, "evaluate", f"images={tmp_path / 'notes.txt'}", "data=fashion_mnist", **data)
+    assert line == f"error: images={tmp_path / 'notes.txt'} is neither a folder nor an .npz file: pass one of those"
+    line = error_of(entry_point, "evaluate", f"ckpt={tmp_path / 'nothing.ckpt'}")
+    assert "does not exist" in line
