@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,13 @@ import torch
 from torchvision.io import decode_png, read_file
 
 import ganzoo
-from ganzoo.checkpoint import load_model
+from ganzoo.checkpoint import load_checkpoint_file, load_model
 from ganzoo.errors import CheckpointError, ConfigError
 from ganzoo.models.biggan import BigGAN
 from ganzoo.models.cyclegan import CycleGAN, OneWayTranslator
 from ganzoo.models.dcgan import DCGAN
 from tests.builders import randomise
-from tests.conftest import QUIET, cli_env, run_cli
+from tests.conftest import QUIET, cli_env, process_state_kept
 from tests.data.writers import write_unpaired_folders
 from tests.references.biggan import DConfig, GConfig, discriminator_state, generator_forward, generator_state
 from tests.references.cyclegan import RefDiscriminator, RefGenerator, save_like_reference
@@ -34,15 +35,23 @@ def dcgan_checkpoint(dcgan_smoke_run: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cyclegan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``last.ckpt`` (step 3) of a debug=smoke CycleGAN run of tiny networks on unpaired folders, trained by
+    ``ganzoo.train.train`` in this process: the API only reads the file."""
+    from ganzoo.train import compose_config, train
+
     root = tmp_path_factory.mktemp("cyclegan")
     data_dir = write_unpaired_folders(root / "data", n_train_a=4, n_train_b=4, n_test_a=2, n_test_b=2)
-    run_cli(
-        "train", "model=cyclegan", "data=unpaired", f"data.data_dir={data_dir}", "data.image_size=32",
-        "data.load_size=36", "data.batch_size=2", "data.num_workers=0", "model.generator.ngf=4",
-        "model.generator.n_blocks=1", "model.discriminator.ndf=4", "~metrics", *QUIET, f"hydra.run.dir={root / 'run'}",
-        env=cli_env(root),
+    overrides = (
+        "model=cyclegan", "data=unpaired", f"data.data_dir={data_dir}", "data.image_size=32", "data.load_size=36",
+        "data.batch_size=2", "data.num_workers=0", "model.generator.ngf=4", "model.generator.n_blocks=1",
+        "model.discriminator.ndf=4", "~metrics", *QUIET, f"paths.data_dir={root}",
     )  # fmt: skip
-    return root / "run" / "checkpoints" / "last.ckpt"
+    with process_state_kept():
+        os.environ["OMP_NUM_THREADS"] = "1"  # tiny networks gain nothing from a second thread (restored on leaving)
+        train(compose_config(overrides, output_dir=str(root / "run")))
+    checkpoint = root / "run" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint_file(checkpoint)["global_step"] == 3
+    return checkpoint
 
 
 def assert_ready_for_sampling(model: torch.nn.Module) -> None:

@@ -3,6 +3,7 @@ a ganzoo checkpoint and from a BigGAN-PyTorch generator file."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganzoo.checkpoint import load_checkpoint_file, load_model
-from tests.conftest import QUIET, cli_env, run_cli
+from tests.conftest import QUIET, EntryPointRun, cli_env, run_cli
 from tests.data.writers import write_image_folder
 from tests.replicas import assert_replicas_identical, replica_overrides
 
@@ -75,7 +76,15 @@ def test_resume_restores_ema_weights_and_step(biggan_runs: Path) -> None:
     assert not torch.equal(first["state_dict"][key], full["state_dict"][key])
 
 
-def test_sample_cli_with_truncation_and_classes(biggan_runs: Path, tmp_path: Path) -> None:
+def sample(entry_point: Callable[..., EntryPointRun], *overrides: str) -> None:
+    """The body of ``python -m ganzoo.sample <overrides>``, run in this process; it must succeed."""
+    run = entry_point("sample", *overrides)
+    assert run.code == 0, run.err[-3000:]
+
+
+def test_sample_cli_with_truncation_and_classes(
+    biggan_runs: Path, tmp_path: Path, entry_point: Callable[..., EntryPointRun]
+) -> None:
     ckpt = biggan_runs / "full" / "checkpoints" / "last.ckpt"
     out = tmp_path / "s.npz"
     run_cli("sample", f"ckpt={ckpt}", "n=12", "batch_size=5", "truncation=0.5", "classes=[1,7]", f"out={out}",
@@ -84,14 +93,15 @@ def test_sample_cli_with_truncation_and_classes(biggan_runs: Path, tmp_path: Pat
         x, y = archive["x"], archive["y"]
     assert x.shape == (12, 1, 32, 32) and x.dtype == np.uint8
     assert y.tolist() == [1, 7] * 6
-    run_cli(
-        "sample", f"ckpt={ckpt}", "n=12", "batch_size=5", "classes=[1,7]", f"out={tmp_path / 'u.npz'}", "device=cpu"
-    )
+    sample(entry_point, f"ckpt={ckpt}", "n=12", "batch_size=5", "classes=[1,7]", f"out={tmp_path / 'u.npz'}",
+           "device=cpu")  # fmt: skip
     with np.load(tmp_path / "u.npz") as archive:
         assert not np.array_equal(archive["x"], x)  # truncation changed the latents
 
 
-def test_sample_cli_loads_a_biggan_pytorch_generator_file(biggan_runs: Path, tmp_path: Path) -> None:
+def test_sample_cli_loads_a_biggan_pytorch_generator_file(
+    biggan_runs: Path, tmp_path: Path, entry_point: Callable[..., EntryPointRun]
+) -> None:
     """A G_ema.pth in BigGAN-PyTorch's layout (state-dict keys are the same) samples like the checkpoint."""
     ckpt = biggan_runs / "full" / "checkpoints" / "last.ckpt"
     state = load_checkpoint_file(ckpt)["state_dict"]
@@ -99,7 +109,7 @@ def test_sample_cli_loads_a_biggan_pytorch_generator_file(biggan_runs: Path, tmp
     torch.save(weights, tmp_path / "G_ema.pth")
     common = ("n=10", "seed=3", "classes=[0,2,4]", "G_eval_mode=true", "device=cpu")
     run_cli("sample", f"ckpt={tmp_path / 'G_ema.pth'}", *common, f"out={tmp_path / 'pth.npz'}")
-    run_cli("sample", f"ckpt={ckpt}", *common, f"out={tmp_path / 'ckpt.npz'}")
+    sample(entry_point, f"ckpt={ckpt}", *common, f"out={tmp_path / 'ckpt.npz'}")  # the reference, in this process
     with np.load(tmp_path / "pth.npz") as a, np.load(tmp_path / "ckpt.npz") as b:
         assert np.array_equal(a["y"], b["y"])
         assert np.abs(a["x"].astype(int) - b["x"].astype(int)).max() <= 1
