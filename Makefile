@@ -24,10 +24,12 @@ install:
 train:
 	$(BIN)/python -m ganzoo.train $(ARGS)
 
+# The whole suite, one pytest-xdist worker per core; the tests that share the real-data evaluator classifier stay
+# on one worker (--dist loadgroup), and each worker's subprocess runs get its share of the cores (tests/conftest.py).
 test:
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
 
-# In-process tests only: no subprocess runs of the entry points (marker cli) and no learning on real data (marker
+# In-process tests only: no end-to-end runs of the entry points (marker cli) and no learning on real data (marker
 # slow), one pytest-xdist worker per core; about a minute on 2 CPU cores (README).
 test-unit:
 	$(BIN)/python -m pytest -n auto -m "not cli and not slow" $(ARGS)

@@ -40,10 +40,15 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli_env(data_dir: Path | None = None, home: Path | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a CLI subprocess: no inherited W&B settings, data from ``data_dir``."""
+    """Environment for a CLI subprocess: no inherited W&B settings, data from ``data_dir``. Under pytest-xdist each
+    worker's runs get their share of the CPUs as ``OMP_NUM_THREADS`` (unless it is set): a run would otherwise take
+    every CPU for itself while the other workers' runs do the same, and torch's threads wait for each other."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "GANZOO_DATA"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["HYDRA_FULL_ERROR"] = "0"
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
     if data_dir is not None:
         env["GANZOO_DATA"] = str(data_dir)
     if home is not None:
@@ -59,6 +64,7 @@ def run_cli(
     proc = subprocess.run(
         [sys.executable, "-m", f"ganzoo.{module}", *overrides],
         cwd=REPO,
+        stdin=subprocess.DEVNULL,  # nothing may wait for input from a terminal
         env=env if env is not None else cli_env(),
         capture_output=True,
         text=True,

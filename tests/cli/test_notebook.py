@@ -19,6 +19,8 @@ SHORTENED = {
 }
 
 
+# Under pytest-xdist, on the worker of the tests that share its evaluator classifier (evaluator_cache).
+@pytest.mark.xdist_group("real_fashion_mnist")
 @pytest.mark.skipif(not Path(SYSTEM_DIR).is_dir(), reason="needs Fashion-MNIST (`make install` adds it)")
 def test_quickstart_notebook_runs(tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GANZOO_CACHE", str(evaluator_cache))  # the kernel inherits it: one evaluator per session
