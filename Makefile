@@ -24,10 +24,10 @@ install:
 train:
 	$(BIN)/python -m ganzoo.train $(ARGS)
 
-# The whole suite, one pytest-xdist worker per core; the tests that share the real-data evaluator classifier stay
-# on one worker (--dist loadgroup), and each worker's subprocess runs get its share of the cores (tests/conftest.py).
+# The whole suite, one pytest-xdist worker per core; a worker and the processes it starts get its share of the cores,
+# the learning tests start first, and an idle worker takes tests queued for another (--dist worksteal).
 test:
-	$(BIN)/python -m pytest -n auto --dist loadgroup $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)
 
 # In-process tests only: no end-to-end runs of the entry points (marker cli) and no learning on real data (marker
 # slow), one pytest-xdist worker per core; about a minute on 2 CPU cores (README).

@@ -27,6 +27,25 @@ from tests.data.writers import (
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, a worker and every process it starts (entry points, DDP ranks, the notebook's kernel) get
+    the worker's share of the CPUs as ``OMP_NUM_THREADS``, unless it is set: otherwise each would take every CPU
+    while the other workers' processes do the same, and torch's threads would spin waiting for each other."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if "PYTEST_XDIST_WORKER" in os.environ and workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        share = max(1, len(os.sched_getaffinity(0)) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+        torch.set_num_threads(share)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The tests that take minutes start first: under pytest-xdist the short ones then fill the other workers'
+    # time instead of one long test running alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``paths.data_dir`` holding tiny Fashion-MNIST, CIFAR-10/100 and an image folder in their real formats."""
@@ -40,15 +59,11 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def cli_env(data_dir: Path | None = None, home: Path | None = None, **extra: str) -> dict[str, str]:
-    """Environment for a CLI subprocess: no inherited W&B settings, data from ``data_dir``. Under pytest-xdist each
-    worker's runs get their share of the CPUs as ``OMP_NUM_THREADS`` (unless it is set): a run would otherwise take
-    every CPU for itself while the other workers' runs do the same, and torch's threads wait for each other."""
+    """Environment for a CLI subprocess: no inherited W&B settings, data from ``data_dir`` (and, under pytest-xdist,
+    the worker's ``OMP_NUM_THREADS``: see :func:`pytest_configure`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_") and k != "GANZOO_DATA"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["HYDRA_FULL_ERROR"] = "0"
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    if workers > 1 and "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // workers))
     if data_dir is not None:
         env["GANZOO_DATA"] = str(data_dir)
     if home is not None:
@@ -82,8 +97,33 @@ QUIET = ("debug=smoke", "trainer.accelerator=cpu")
 
 @pytest.fixture(scope="session")
 def evaluator_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``paths.cache_dir`` shared by the tests on real Fashion-MNIST: its evaluator classifier trains once."""
-    return tmp_path_factory.mktemp("cache")
+    """A ``paths.cache_dir`` for evaluator classifiers, shared by the tests of a session (by all pytest-xdist
+    workers): each classifier is trained once."""
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # the workers' basetemps are folders of one session folder
+    cache = root / "evaluator-cache"
+    cache.mkdir(exist_ok=True)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_evaluator(evaluator_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``evaluator_cache`` holding the default evaluator of real Fashion-MNIST at 32 px (the classifier behind
+    ``val/fid_fmnist``), trained here on first use; when several pytest-xdist workers need it at once, one trains
+    it and the others wait for it."""
+    import fcntl
+
+    from ganzoo.data.fashion_mnist import FashionMNISTDataModule
+    from ganzoo.metrics.classifier import ClassifierRecipe, cached_classifier
+
+    with open(evaluator_cache / "fashion-mnist.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = FashionMNISTDataModule(data_dir=str(tmp_path_factory.mktemp("no-local-data")), image_size=32)
+        data.setup()
+        with process_state_kept():
+            cached_classifier(data, evaluator_cache, ClassifierRecipe(), "cpu")
+    return evaluator_cache
 
 
 @pytest.fixture(scope="session")

@@ -19,11 +19,13 @@ SHORTENED = {
 }
 
 
-# Under pytest-xdist, on the worker of the tests that share its evaluator classifier (evaluator_cache).
-@pytest.mark.xdist_group("real_fashion_mnist")
 @pytest.mark.skipif(not Path(SYSTEM_DIR).is_dir(), reason="needs Fashion-MNIST (`make install` adds it)")
-def test_quickstart_notebook_runs(tmp_path: Path, evaluator_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GANZOO_CACHE", str(evaluator_cache))  # the kernel inherits it: one evaluator per session
+def test_quickstart_notebook_runs(
+    tmp_path: Path, fashion_mnist_evaluator: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "GANZOO_CACHE", str(fashion_mnist_evaluator)
+    )  # the kernel inherits it: one evaluator per session
     notebook = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
     # Every cell runs as written, but the training run is shortened: what it learns in 150 steps is
     # tests/learning's subject, and here it would only cost time.

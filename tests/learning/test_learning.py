@@ -25,17 +25,15 @@ STEPS = 400
 
 pytestmark = [
     pytest.mark.slow,
-    # One worker under pytest-xdist: these tests share the evaluator classifier they train (evaluator_cache).
-    pytest.mark.xdist_group("real_fashion_mnist"),
     pytest.mark.skipif(not Path(SYSTEM_DIR).is_dir(), reason="needs Fashion-MNIST (`make install` adds it)"),
 ]
 
 
-def test_dcgan_learns_fashion_mnist(tmp_path: Path, evaluator_cache: Path) -> None:
+def test_dcgan_learns_fashion_mnist(tmp_path: Path, fashion_mnist_evaluator: Path) -> None:
     run_dir = tmp_path / "run"
-    # No local data, so the Debian copy of the real data is used; the evaluator classifier is shared with the
-    # other tests of this session through evaluator_cache.
-    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(evaluator_cache))
+    # No local data, so the Debian copy of the real data is used; the evaluator classifier is the session's
+    # (fashion_mnist_evaluator), trained once for every test that evaluates on real Fashion-MNIST.
+    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(fashion_mnist_evaluator))
     run_cli(
         "train",
         f"trainer.max_steps={STEPS}",
@@ -112,12 +110,12 @@ def train_recipe(experiment: str, steps: int, run_dir: Path, env: dict[str, str]
 CYCLEGAN_STEPS = 150
 
 
-def test_cyclegan_turns_sneakers_into_boots(tmp_path: Path, evaluator_cache: Path) -> None:
+def test_cyclegan_turns_sneakers_into_boots(tmp_path: Path, fashion_mnist_evaluator: Path) -> None:
     """experiment=cyclegan_fmnist for a short CPU budget: the evaluator calls the A -> B translations of test
     sneakers ankle boots far more often than for the untrained model, their domain FID to the test boots falls,
     and the cycle reconstruction error falls."""
     run_dir = tmp_path / "run"
-    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(evaluator_cache))
+    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(fashion_mnist_evaluator))
     rows = train_recipe("cyclegan_fmnist", CYCLEGAN_STEPS, run_dir, env, "trainer.log_every_n_steps=5")
     evaluations = {int(r["step"]): r for r in rows if r.get("val/fid_fmnist")}
     assert sorted(evaluations) == [0, CYCLEGAN_STEPS]
@@ -137,11 +135,11 @@ def test_cyclegan_turns_sneakers_into_boots(tmp_path: Path, evaluator_cache: Pat
 BIGGAN_STEPS = 250
 
 
-def test_biggan_learns_class_conditional_fashion_mnist(tmp_path: Path, evaluator_cache: Path) -> None:
+def test_biggan_learns_class_conditional_fashion_mnist(tmp_path: Path, fashion_mnist_evaluator: Path) -> None:
     """experiment=biggan_fmnist for a short CPU budget: the evaluator assigns the samples to the classes they
     were generated for far more often than chance (10%), and their FID falls."""
     run_dir = tmp_path / "run"
-    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(evaluator_cache))
+    env = cli_env(tmp_path / "no-local-data", GANZOO_CACHE=str(fashion_mnist_evaluator))
     rows = train_recipe("biggan_fmnist", BIGGAN_STEPS, run_dir, env, "metrics.evaluation.num_samples=1000")
     evaluations = {int(r["step"]): r for r in rows if r.get("val/fid_fmnist")}
     assert sorted(evaluations) == [0, BIGGAN_STEPS]
