@@ -11,6 +11,7 @@ with status 1 (Hydra's command line and logging around ``main``) is checked in s
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import time
@@ -216,6 +217,9 @@ def test_mistake_gets_one_line(
     fill = {"ckpt": str(checkpoint), "tmp": str(tmp_path), "data": str(tiny_data_dir)}
     args = [arg.format(**fill) for arg in mistake.args]
 
+    # Loaders that earlier tests left behind are collected now, not inside the timed call: each of their worker
+    # processes can take seconds to shut down.
+    gc.collect()
     start = time.monotonic()
     line = entry_point(mistake.module, *args, **env).error_line()
     elapsed = time.monotonic() - start
