@@ -147,6 +147,19 @@ def dcgan_smoke_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactor
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``last.ckpt`` (step 3) of a debug=smoke DCGAN run with small networks and no evaluation (``'~metrics'``) on
+    the tiny Fashion-MNIST, trained once in this process for the session. Tests read it and never write into it."""
+    from ganzoo.train import compose_config, train
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    with process_state_kept():
+        os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as train_in_process's runs (restored on leaving)
+        train(compose_config([*QUIET, *TINY, "~metrics", f"paths.data_dir={tiny_data_dir}"], output_dir=str(run_dir)))
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
 #: DCGAN networks of 4 base channels: for runs whose networks' size does not matter to the test, which then take a
 #: fraction of the time on CPUs.
 SMALL_NETS = ("model.generator.ngf=4", "model.discriminator.ndf=4")

@@ -5,7 +5,6 @@ ganzoo.evaluate`` in this process (that a real process prints ``error: <message>
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +17,7 @@ from hydra.errors import MissingConfigException
 from ganzoo.checkpoint import load_checkpoint_file
 from ganzoo.errors import ConfigError, DataError, GanzooError, ganzoo_cause
 from ganzoo.train import compose_config
-from tests.conftest import QUIET, TINY, EntryPointRun, process_state_kept
+from tests.conftest import QUIET, TINY, EntryPointRun
 from tests.data.writers import write_image_folder
 
 Train = Callable[..., dict[str, float]]
@@ -39,18 +38,6 @@ def train_error(train: Callable[[], object], kind: type[GanzooError]) -> str:
     with pytest.raises(Exception) as caught:
         train()
     return one_line(caught.value, kind)
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``last.ckpt`` (step 3) of a debug=smoke DCGAN run with small networks and no evaluation, trained here."""
-    from ganzoo.train import train
-
-    run_dir = tmp_path_factory.mktemp("run")
-    with process_state_kept():
-        os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as train_in_process's runs (restored on leaving)
-        train(compose_config([*QUIET, *TINY, "~metrics", f"paths.data_dir={tiny_data_dir}"], output_dir=str(run_dir)))
-    return run_dir / "checkpoints" / "last.ckpt"
 
 
 # ------------------------------------------------------------------------------------------------ datasets

@@ -12,7 +12,6 @@ with status 1 (Hydra's command line and logging around ``main``) is checked in s
 from __future__ import annotations
 
 import gc
-import os
 import re
 import time
 from collections.abc import Callable
@@ -25,8 +24,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ganzoo.cli import CONFIG_DIR
-from ganzoo.train import compose_config, train
-from tests.conftest import QUIET, REPO, SMALL_NETS, TINY, EntryPointRun, process_state_kept
+from tests.conftest import QUIET, REPO, SMALL_NETS, EntryPointRun
 from tests.data.writers import write_image_folder
 
 EntryPoint = Callable[..., EntryPointRun]
@@ -193,20 +191,9 @@ MISTAKES = {
 }
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A DCGAN with small networks trained here for 3 steps at 32 px on tiny Fashion-MNIST, started without metrics
-    (``'~metrics'``): ``last.ckpt``."""
-    run_dir = tmp_path_factory.mktemp("run")
-    with process_state_kept():
-        os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as entry_point's runs (restored on leaving)
-        train(compose_config([*QUIET, *TINY, "~metrics", f"paths.data_dir={tiny_data_dir}"], output_dir=str(run_dir)))
-    return run_dir / "checkpoints" / "last.ckpt"
-
-
 @pytest.mark.parametrize("name", list(MISTAKES))
 def test_mistake_gets_one_line(
-    name: str, entry_point: EntryPoint, checkpoint: Path, tiny_data_dir: Path, tmp_path: Path
+    name: str, entry_point: EntryPoint, tiny_checkpoint: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     mistake = MISTAKES[name]
     (tmp_path / "file").write_text("a file where a folder is needed")
@@ -214,7 +201,7 @@ def test_mistake_gets_one_line(
     np.savez(tmp_path / "five.npz", x=np.zeros((4, 5, 8, 8), np.uint8))
     data = tiny_data_dir if mistake.data == "tiny" else tmp_path / "no-data"
     env = {"GANZOO_DATA": str(data), "TORCH_HOME": str(tmp_path / "torch"), "GANZOO_CACHE": str(tmp_path / "cache")}
-    fill = {"ckpt": str(checkpoint), "tmp": str(tmp_path), "data": str(tiny_data_dir)}
+    fill = {"ckpt": str(tiny_checkpoint), "tmp": str(tmp_path), "data": str(tiny_data_dir)}
     args = [arg.format(**fill) for arg in mistake.args]
 
     # Loaders that earlier tests left behind are collected now, not inside the timed call: each of their worker
@@ -239,13 +226,13 @@ def test_mistake_gets_one_line(
 
 
 def test_evaluate_a_run_started_without_metrics(
-    entry_point: EntryPoint, checkpoint: Path, tiny_data_dir: Path, tmp_path: Path
+    entry_point: EntryPoint, tiny_checkpoint: Path, tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     """A ``'~metrics'`` + ``debug=smoke`` run records only smoke's partial metrics; evaluate falls back to the
     data's default evaluator (the Fashion-MNIST classifier) and keeps smoke's sample count."""
     out = tmp_path / "report.json"
     env = {"GANZOO_DATA": str(tiny_data_dir), "GANZOO_CACHE": str(tmp_path / "cache")}
-    run = entry_point("evaluate", f"ckpt={checkpoint}", f"out={out}", "device=cpu", **env)
+    run = entry_point("evaluate", f"ckpt={tiny_checkpoint}", f"out={out}", "device=cpu", **env)
     assert run.code == 0, run.err[-3000:]
     report = OmegaConf.load(out)
     assert report.extractor == "fmnist" and report.num_samples == 32 and "val/fid_fmnist" in report.metrics
