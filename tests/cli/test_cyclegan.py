@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganzoo.checkpoint import load_checkpoint_file, load_model
+from tests.builders import read_rows
 from tests.conftest import QUIET, EntryPointRun, cli_env, run_cli
 from tests.data.writers import write_aligned_pairs, write_unpaired_folders
 from tests.replicas import assert_replicas_identical, replica_overrides
@@ -80,8 +80,7 @@ def test_cyclegan_trains_on_folders(
     assert sheets == ["step_0000000.png", "step_0000002.png", "step_0000003.png"]
     sheet = decode_png(read_file(str(run_dir / "translations" / "last.png")))
     assert sheet.shape[-1] == 6 * 32 + 7 * 2  # real_A | fake_B | rec_A | real_B | fake_A | rec_B
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_rows(run_dir)
     logged = {key for row in rows for key, value in row.items() if value}
     expected = {"loss_g_a2b", "loss_g_b2a", "loss_cycle_a", "loss_cycle_b", "loss_idt_a", "loss_idt_b", "loss_d_a",
                 "loss_d_b", "loss_g", "lr"}  # fmt: skip

@@ -4,7 +4,6 @@ of 4 base channels: what is checked is the sweep, and the trials draw batches of
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ from omegaconf import OmegaConf
 
 from ganzoo.checkpoint import load_checkpoint_file
 from ganzoo.cli import CONFIG_DIR
+from tests.builders import read_rows
 from tests.conftest import QUIET, SMALL_NETS, cli_env, run_cli, wandb_records
 
 LRS = {"0": 1e-4, "1": 2e-4}
@@ -33,8 +33,7 @@ def wandb_env(data_dir: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def final_value(run_dir: Path, key: str) -> float:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r.get(key)]
+    rows = [r for r in read_rows(run_dir)[1] if r.get(key)]
     return float(max(rows, key=lambda r: int(r["step"]))[key])
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -12,18 +11,13 @@ import torch
 from torchvision.io import decode_png, read_file
 
 from ganzoo.checkpoint import load_checkpoint_file
-from tests.builders import assert_resume_is_exact
+from tests.builders import assert_resume_is_exact, read_rows
 from tests.conftest import QUIET, SMALL_NETS, cli_env, run_cli
 from tests.replicas import assert_replicas_identical, replica_overrides
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
-
-
 def fid_by_step(run_dir: Path, key: str) -> dict[int, float]:
-    return {int(r["step"]): float(r[key]) for r in read_metrics(run_dir) if r.get(key)}
+    return {int(r["step"]): float(r[key]) for r in read_rows(run_dir)[1] if r.get(key)}
 
 
 def test_default_run_is_dcgan_on_fashion_mnist_32() -> None:
@@ -84,7 +78,7 @@ def test_default_run_logs_fid_and_evaluate_reproduces_it(
     run_dir = dcgan_smoke_run  # python -m ganzoo.train debug=smoke trainer.accelerator=cpu
     fid = fid_by_step(run_dir, "val/fid_fmnist")
     assert sorted(fid) == [0, 2, 3]  # before training, every 2 steps (debug=smoke), at the end
-    rows = read_metrics(run_dir)
+    rows = read_rows(run_dir)[1]
     assert any(r.get("evaluator/accuracy_fmnist") for r in rows)
     assert any(r.get("val/kid_fmnist") and r.get("val/is_fmnist") and r.get("val/class_coverage_fmnist") for r in rows)
 
@@ -127,7 +121,7 @@ def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
 
     # One process, real statistics recomputed in a fresh cache: the same metrics as the two processes gave.
     logged = {
-        k: float(r[k]) for r in read_metrics(run_dir) if int(r["step"]) == 3 for k in r if k.startswith("val/") and r[k]
+        k: float(r[k]) for r in read_rows(run_dir)[1] if int(r["step"]) == 3 for k in r if k.startswith("val/") and r[k]
     }
     run_cli(
         "evaluate", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", f"cache_dir={tmp_path / 'fresh-cache'}", env=env

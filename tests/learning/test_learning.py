@@ -9,7 +9,6 @@ The run evaluates itself before the first step (the untrained generator, the bas
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from ganzoo.checkpoint import load_model
 from ganzoo.data.fashion_mnist import SYSTEM_DIR, FashionMNISTDataModule
 from ganzoo.images import from_uint8
+from tests.builders import read_rows
 from tests.conftest import cli_env, run_cli
 
 STEPS = 400
@@ -47,8 +47,7 @@ def test_dcgan_learns_fashion_mnist(tmp_path: Path, fashion_mnist_evaluator: Pat
         env=env,
         timeout=900,
     )
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_rows(run_dir)
     by_step = {int(r["step"]): r for r in rows if r.get("val/fid_fmnist")}
     assert sorted(by_step) == [0, 200, STEPS]
     fid = {step: float(r["val/fid_fmnist"]) for step, r in by_step.items()}
@@ -103,8 +102,7 @@ def train_recipe(experiment: str, steps: int, run_dir: Path, env: dict[str, str]
         env=env,
         timeout=900,
     )
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
+    return read_rows(run_dir)[1]
 
 
 CYCLEGAN_STEPS = 150

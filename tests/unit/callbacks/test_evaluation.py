@@ -4,7 +4,6 @@ across a resume, the progress bar's monitor value, and its one-line configuratio
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -22,7 +21,7 @@ from ganzoo.data.fashion_mnist import FashionMNISTDataModule
 from ganzoo.errors import ConfigError
 from ganzoo.loggers import CSVLogger
 from ganzoo.metrics import ClassifierFeatures, Evaluation
-from tests.builders import quiet_trainer, tiny_dcgan
+from tests.builders import quiet_trainer, read_rows, tiny_dcgan
 from tests.data.writers import write_fashion_mnist
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using ModelCheckpoint with manual optimization")
@@ -69,11 +68,6 @@ def fit(
     return trainer
 
 
-def csv_rows(root: Path) -> list[dict[str, str]]:
-    with open(root / "csv" / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_evaluates_at_start_every_n_steps_and_end_and_logs_every_value(
     tmp_path: Path, fashion_dir: Path, cache_dir: Path
 ) -> None:
@@ -84,7 +78,7 @@ def test_evaluates_at_start_every_n_steps_and_end_and_logs_every_value(
     assert all(set(values) == keys for _, values in evaluate.history)
     assert all(math.isfinite(values[MONITOR]) for _, values in evaluate.history)
     # Every evaluation is one logged row at its step; the classifier's accuracy is logged once, at the start.
-    rows = csv_rows(tmp_path)
+    _, rows = read_rows(tmp_path)
     assert [(int(r["step"]), float(r[MONITOR])) for r in rows if r.get(MONITOR)] == [
         (step, pytest.approx(values[MONITOR], rel=1e-6)) for step, values in evaluate.history
     ]

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from collections.abc import Callable
@@ -97,8 +96,7 @@ def fit_logged(root: Path, callbacks: list[Callback], ckpt_path: str | None = No
 
 def logged(root: Path, key: str = "train/loss_g") -> list[tuple[int, str]]:
     """(step, value) of the rows of ``<root>/csv/metrics.csv`` holding ``key``."""
-    with open(root / "csv" / "metrics.csv", newline="") as f:
-        return [(int(row["step"]), row[key]) for row in csv.DictReader(f) if row.get(key)]
+    return [(int(row["step"]), row[key]) for row in read_rows(root)[1] if row.get(key)]
 
 
 @pytest.mark.parametrize("run", ["max_steps", "max_epochs"])

@@ -4,7 +4,6 @@ measured in epochs, and the Trainer arguments that put the configured bar (or no
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import time
@@ -19,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ganzoo.callbacks import IterationProgressBar
 from ganzoo.callbacks.progress import progress_bar_arguments
 from ganzoo.loggers import CSVLogger
-from tests.builders import quiet_trainer, tiny_dcgan
+from tests.builders import quiet_trainer, read_rows, tiny_dcgan
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -56,8 +55,7 @@ def frames(text: str, total: int) -> list[tuple[int, str]]:
 
 def logged_values(root: Path) -> dict[int, str]:
     """The bar's values line for each row of ``<root>/csv/metrics.csv``: ``loss_d <4 digits>  loss_g <4 digits>``."""
-    with open(root / "csv" / "metrics.csv", newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row.get("train/loss_g")]
+    rows = [row for row in read_rows(root)[1] if row.get("train/loss_g")]
     return {
         int(row["step"]): f"loss_d {float(row['train/loss_d']):.4g}  loss_g {float(row['train/loss_g']):.4g}"
         for row in rows
