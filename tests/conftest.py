@@ -154,8 +154,7 @@ def tiny_checkpoint(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactor
     from ganzoo.train import compose_config, train
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    with process_state_kept():
-        os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as train_in_process's runs (restored on leaving)
+    with process_state_kept(threads=1):
         train(compose_config([*QUIET, *TINY, "~metrics", f"paths.data_dir={tiny_data_dir}"], output_dir=str(run_dir)))
     return run_dir / "checkpoints" / "last.ckpt"
 
@@ -173,21 +172,26 @@ RUN_ENV = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS", "OMP_NUM_THREADS", "GANZOO_RESUM
 
 
 @contextlib.contextmanager
-def process_state_kept() -> Iterator[None]:
+def process_state_kept(threads: int | None = None) -> Iterator[None]:
     """Inside: an entry point may change what it changes for its whole process (torch threads, flush-denormal,
-    the global random generators, :data:`RUN_ENV`); on leaving, the test process gets its own values back."""
+    the global random generators, :data:`RUN_ENV`); on leaving, the test process gets its own values back. With
+    ``threads``, torch runs on that many threads inside, and ``OMP_NUM_THREADS`` says so (an entry point honours it):
+    tiny networks gain nothing from a second thread, and on a busy machine two threads mostly wait for each other."""
     import random
 
     import numpy as np
     import torch
 
-    threads = torch.get_num_threads()
+    own_threads = torch.get_num_threads()
     rng = torch.get_rng_state(), random.getstate(), np.random.get_state()
     env = {name: os.environ.get(name) for name in RUN_ENV}
     try:
+        if threads is not None:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+            torch.set_num_threads(threads)
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(own_threads)
         torch.set_flush_denormal(False)  # torch's default; ganzoo.train.train switches it on
         torch.set_rng_state(rng[0])
         random.setstate(rng[1])
@@ -214,11 +218,7 @@ def train_in_process(tiny_data_dir: Path) -> Iterator[Callable[..., dict[str, fl
         data = data_dir if data_dir is not None else tiny_data_dir
         return train(compose_config([*overrides, f"paths.data_dir={data}"], output_dir=str(run_dir)))
 
-    with process_state_kept():
-        import torch
-
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
+    with process_state_kept(threads=1):
         yield run
 
 
@@ -322,8 +322,6 @@ def entry_point(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
     line parsing, logging set-up, the run folder) is what the subprocess runs in tests/cli check."""
 
     def run(module: str, *overrides: str, **env: str) -> EntryPointRun:
-        import torch
-
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         run_dirs = [o.split("=", 1)[1] for o in overrides if o.startswith("hydra.run.dir=")]
@@ -337,9 +335,7 @@ def entry_point(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPa
         main = importlib.import_module(f"ganzoo.{module}").main
         capsys.readouterr()
         code = 0
-        with process_state_kept():
-            os.environ["OMP_NUM_THREADS"] = "1"
-            torch.set_num_threads(1)
+        with process_state_kept(threads=1):
             try:
                 main(cfg)
             except SystemExit as stop:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,8 +45,7 @@ def cyclegan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "data.batch_size=2", "data.num_workers=0", "model.generator.ngf=4", "model.generator.n_blocks=1",
         "model.discriminator.ndf=4", "~metrics", *QUIET, f"paths.data_dir={root}",
     )  # fmt: skip
-    with process_state_kept():
-        os.environ["OMP_NUM_THREADS"] = "1"  # tiny networks gain nothing from a second thread (restored on leaving)
+    with process_state_kept(threads=1):
         train(compose_config(overrides, output_dir=str(root / "run")))
     checkpoint = root / "run" / "checkpoints" / "last.ckpt"
     assert load_checkpoint_file(checkpoint)["global_step"] == 3
