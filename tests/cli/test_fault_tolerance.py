@@ -128,7 +128,7 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tiny_da
         check=False,
     )
     last = run_dir / "checkpoints" / "last.ckpt"
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    errors = _error_lines(proc)
     assert proc.returncode == 1 and len(errors) == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     # Weights poisoned after step 3; the losses of step 4 are the first NaNs.
