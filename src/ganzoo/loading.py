@@ -81,7 +81,7 @@ def load(
         # BigGAN-PyTorch's published samples use the stored statistics (its --G_eval_mode).
         model = BigGAN(generator_from_official(path), G_eval_mode=True)
     elif kind == "cyclegan_generator":
-        from ganzoo.models.cyclegan import OneWayTranslator
+        from ganzoo.models.translation import OneWayTranslator
         from ganzoo.weights.cyclegan import generator_from_official
 
         own = direction or ("BtoA" if re.search(r"G_?B$", path.stem) else "AtoB")

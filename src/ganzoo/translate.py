@@ -24,7 +24,7 @@ from ganzoo.data.transforms import resize_square
 from ganzoo.errors import ConfigError, DataError
 from ganzoo.images import from_uint8, to_uint8
 from ganzoo.loading import load, resolve_device
-from ganzoo.models.cyclegan import OneWayTranslator
+from ganzoo.models.translation import OneWayTranslator
 from ganzoo.sampling import ImageToImage, translate_in_batches
 
 log = logging.getLogger("ganzoo.translate")

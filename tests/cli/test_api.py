@@ -14,8 +14,9 @@ import ganzoo
 from ganzoo.checkpoint import load_checkpoint_file, load_model
 from ganzoo.errors import CheckpointError, ConfigError
 from ganzoo.models.biggan import BigGAN
-from ganzoo.models.cyclegan import CycleGAN, OneWayTranslator
+from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
+from ganzoo.models.translation import OneWayTranslator
 from tests.builders import randomise
 from tests.conftest import QUIET, cli_env, process_state_kept
 from tests.data.writers import write_unpaired_folders

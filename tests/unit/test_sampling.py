@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.models.cyclegan import OneWayTranslator
 from ganzoo.models.dcgan import DCGAN
+from ganzoo.models.translation import OneWayTranslator
 from ganzoo.nets.cyclegan import ResnetGenerator
 from ganzoo.sampling import (
     ImageToImage,

@@ -10,14 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo.errors import ConfigError
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay
-
-#: Translation directions: domain A to B, and B to A.
-DIRECTIONS = ("AtoB", "BtoA")
+from ganzoo.models.translation import DIRECTIONS, check_direction, translate_with
 
 
 class CycleGAN(GANModule):
@@ -85,9 +82,7 @@ class CycleGAN(GANModule):
         return self._generator(direction).in_channels
 
     def _generator(self, direction: str) -> nn.Module:
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-        return self.generator_a2b if direction == "AtoB" else self.generator_b2a
+        return self.generator_a2b if check_direction(direction) == "AtoB" else self.generator_b2a
 
     # ----------------------------------------------------------------------- training
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:
@@ -158,63 +153,3 @@ class CycleGAN(GANModule):
         if pools:
             self.fake_a_pool.load_state_dict(pools["a"], self.device)
             self.fake_b_pool.load_state_dict(pools["b"], self.device)
-
-
-@torch.no_grad()
-def translate_with(net: nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """``net`` in eval mode on ``images`` (moved to ``device``), clamped to [-1, 1]; ``net``'s mode is restored."""
-    was_training = net.training
-    net.eval()
-    try:
-        return net(images.to(device)).float().clamp_(-1.0, 1.0)
-    finally:
-        net.train(was_training)
-
-
-class OneWayTranslator(nn.Module):
-    """One CycleGAN generator on its own (an official ``latest_net_G_A.pth`` or ``horse2zebra.pth``): an
-    :class:`~ganzoo.sampling.ImageToImage` model that translates the one direction it was trained for.
-
-    Args:
-        generator: a :class:`~ganzoo.nets.cyclegan.ResnetGenerator` (any image-to-image net with ``in_channels``).
-        direction: ``"AtoB"`` (the official ``G_A``) or ``"BtoA"`` (``G_B``).
-        source: where the generator came from, named in error messages.
-    """
-
-    def __init__(self, generator: nn.Module, direction: str = "AtoB", source: str = "this generator") -> None:
-        super().__init__()
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-        self.generator = generator
-        self.direction = direction
-        self.source = source
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
-
-    @property
-    def directions(self) -> tuple[str, ...]:
-        """The one direction this generator translates."""
-        return (self.direction,)
-
-    def translate(self, images: torch.Tensor, direction: str | None = None) -> torch.Tensor:
-        """Translate float images (N, C, H, W) in [-1, 1]; returns float32 (N, C', H, W) in [-1, 1] on the
-        generator's device. ``direction`` must be the generator's own (None: that one)."""
-        return translate_with(self._checked(direction or self.direction), images, self.device)
-
-    def source_channels(self, direction: str | None = None) -> int:
-        """The image channels ``translate(images, direction)`` takes."""
-        return self._checked(direction or self.direction).in_channels
-
-    def _checked(self, direction: str) -> nn.Module:
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-        if direction != self.direction:
-            other = "G_B" if self.direction == "AtoB" else "G_A"
-            raise ConfigError(
-                f"{self.source} holds one generator, which translates {self.direction} only: use "
-                f"direction={self.direction}, or load the other generator's file (e.g. latest_net_{other}.pth) "
-                f"for {direction}"
-            )
-        return self.generator
