@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
 SUPPORTED = (
     "a ganzoo checkpoint (<run dir>/checkpoints/last.ckpt), a BigGAN-PyTorch G.pth / G_ema.pth, "
-    "an official CycleGAN generator .pth (latest_net_G_A.pth, horse2zebra.pth) "
+    "an official CycleGAN generator .pth (latest_net_G_A.pth, horse2zebra.pth), "
+    "an official pix2pix generator .pth (latest_net_G.pth, facades_label2photo.pth) "
     "or a pytorch/examples DCGAN netG_epoch_*.pth"
 )
 
@@ -44,10 +45,13 @@ def load(
               ``state_dict.pth`` beside it used for its epsilons; samples with the stored batch-norm statistics);
             - an official CycleGAN (junyanz/pytorch-CycleGAN-and-pix2pix) ResNet generator, e.g.
               ``latest_net_G_A.pth`` or a pretrained ``horse2zebra.pth``;
+            - an official pix2pix (same repository) U-Net generator, e.g. ``latest_net_G.pth`` or a pretrained
+              ``facades_label2photo.pth``; it translates by the official test protocol (dropout active, each image
+              normalized by its own statistics; ``translate(..., seed=)`` fixes the dropout masks);
             - a pytorch/examples DCGAN generator, ``netG_epoch_*.pth``.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, a ``torch.device``, or ``"auto"`` (a GPU when there is one).
-        direction: for a single CycleGAN generator file only: the direction it translates, ``"AtoB"`` or
-            ``"BtoA"``. Default: ``BtoA`` for ``*G_B.pth`` files, else ``AtoB``.
+        direction: for a single CycleGAN or pix2pix generator file only: the direction it translates, ``"AtoB"``
+            or ``"BtoA"``. Default: ``BtoA`` for ``*G_B.pth`` files, else ``AtoB``.
 
     Returns:
         A :class:`~ganzoo.sampling.NoiseToImage` model (DCGAN, BigGAN) with
@@ -55,8 +59,9 @@ def load(
         (``classes``: class ids for class-conditional models, repeated up to ``n``; ``seed``: the same images
         on every call and device), ``latent_dim`` and ``num_classes`` (0: unconditional);
         or an :class:`~ganzoo.sampling.ImageToImage` model (a ganzoo CycleGAN: both directions; a single
-        official generator: its own) with ``translate(images, direction="AtoB")``: float (N, C, H, W) in
-        [-1, 1] -> float32 in [-1, 1]. ``isinstance(model, ganzoo.NoiseToImage)`` tells the two apart.
+        official CycleGAN or pix2pix generator: its own) with ``translate(images, direction="AtoB")``:
+        float (N, C, H, W) in [-1, 1] -> float32 in [-1, 1]. ``isinstance(model, ganzoo.NoiseToImage)`` tells the
+        two apart.
         ``ganzoo.to_uint8`` and ``ganzoo.save_grid`` turn the images into uint8 tensors or a PNG grid.
 
     Raises:
@@ -68,8 +73,10 @@ def load(
     path = Path(path)
     contents = _peek(path)
     kind = _kind(contents, path)
-    if direction is not None and kind != "cyclegan_generator":
-        raise ConfigError(f"direction= only applies to a single CycleGAN generator file, and {path} is not one")
+    if direction is not None and kind not in ("cyclegan_generator", "pix2pix_generator"):
+        raise ConfigError(
+            f"direction= only applies to a single CycleGAN or pix2pix generator file, and {path} is not one"
+        )
     if kind == "ganzoo":
         from ganzoo.checkpoint import load_model
 
@@ -80,12 +87,14 @@ def load(
 
         # BigGAN-PyTorch's published samples use the stored statistics (its --G_eval_mode).
         model = BigGAN(generator_from_official(path), G_eval_mode=True)
-    elif kind == "cyclegan_generator":
+    elif kind in ("cyclegan_generator", "pix2pix_generator"):
         from ganzoo.models.translation import OneWayTranslator
         from ganzoo.weights.cyclegan import generator_from_official
 
         own = direction or ("BtoA" if re.search(r"G_?B$", path.stem) else "AtoB")
-        model = OneWayTranslator(generator_from_official(path), own, source=str(path))
+        # pix2pix's published results come from its test script without --eval: dropout on, per-image statistics.
+        eval_mode = kind == "cyclegan_generator"
+        model = OneWayTranslator(generator_from_official(path), own, source=str(path), eval_mode=eval_mode)
     else:
         from ganzoo.models.dcgan import DCGAN
         from ganzoo.weights.dcgan import generator_from_reference
@@ -138,7 +147,8 @@ def _peek(path: Path) -> Any:
 
 
 def _kind(contents: Any, path: Path) -> str:
-    """Which loader fits ``contents``: ``ganzoo``, ``biggan_generator``, ``cyclegan_generator`` or ``dcgan_generator``.
+    """Which loader fits ``contents``: ``ganzoo``, ``biggan_generator``, ``cyclegan_generator``, ``pix2pix_generator``
+    or ``dcgan_generator``.
 
     Discriminators and other files of the references are named in the error, so the user knows which file to
     pass instead.
@@ -164,9 +174,12 @@ def _kind(contents: Any, path: Path) -> str:
         raise CheckpointError(f"{path} is a BigGAN-PyTorch discriminator (D.pth): pass G_ema.pth or G.pth instead")
     if len(shape.get("model.1.weight", ())) == 4 and shape["model.1.weight"][-2:] == (7, 7):
         return "cyclegan_generator"
+    if len(shape.get("model.model.0.weight", ())) == 4 and shape["model.model.0.weight"][-2:] == (4, 4):
+        return "pix2pix_generator"  # the U-Net's outermost block, its first layer a 4x4 conv
     if len(shape.get("model.0.weight", ())) == 4 and shape["model.0.weight"][-2:] == (4, 4):
         raise CheckpointError(
-            f"{path} is an official CycleGAN discriminator (net_D): pass a generator such as latest_net_G_A.pth"
+            f"{path} is an official CycleGAN or pix2pix discriminator (net_D): pass a generator such as "
+            "latest_net_G_A.pth (CycleGAN) or latest_net_G.pth (pix2pix)"
         )
     convs = sorted((int(k.split(".")[1]), s) for k, s in shape.items() if re.fullmatch(r"main\.\d+\.weight", k))
     convs = [s for _, s in convs if len(s) == 4]

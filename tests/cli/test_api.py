@@ -17,11 +17,12 @@ from ganzoo.models.biggan import BigGAN
 from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.models.translation import OneWayTranslator
+from ganzoo.nets.unet import UnetGenerator
 from tests.builders import randomise
-from tests.conftest import QUIET, cli_env, process_state_kept
-from tests.data.writers import write_unpaired_folders
+from tests.conftest import QUIET, cli_env, process_state_kept, run_cli
+from tests.data.writers import write_image_folder, write_unpaired_folders
 from tests.references.biggan import DConfig, GConfig, discriminator_state, generator_forward, generator_state
-from tests.references.cyclegan import RefDiscriminator, RefGenerator, save_like_reference
+from tests.references.cyclegan import RefDiscriminator, RefGenerator, RefUnetGenerator, save_like_reference
 from tests.references.dcgan import reference_netD, reference_netG
 
 # A 32 px BigGAN-PyTorch G with unshared class embeddings (launch_cifar_ema.sh's layout), at a tiny width.
@@ -159,6 +160,60 @@ def test_official_cyclegan_generator_translates_its_own_direction(tmp_path: Path
         ganzoo.load(renamed, direction="sideways")
 
 
+def official_pix2pix_test(ref: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The official test script without --eval on ``images``: G in train mode, one image at a time, after one
+    ``torch.manual_seed(0)``; outputs clamped to [-1, 1]."""
+    ref.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return torch.cat([ref(image[None]) for image in images]).clamp(-1, 1)
+
+
+def test_official_pix2pix_generator_translates_by_the_official_test_protocol(tmp_path: Path) -> None:
+    # The official U-Net's layout at a tiny size: num_downs=6 at 64 px keeps one dropout block (unet_256 has three).
+    ref = randomise(RefUnetGenerator(3, 3, 6, ngf=4))
+    path = save_like_reference(ref, tmp_path / "latest_net_G.pth")
+    t = ganzoo.load(path)
+    assert isinstance(t, OneWayTranslator) and isinstance(t.generator, UnetGenerator) and not hasattr(t, "generate")
+    assert t.eval_mode is False and t.directions == ("AtoB",) and t.source_channels() == 3
+    assert_ready_for_sampling(t)
+    stored = {k: v.clone() for k, v in t.generator.state_dict().items()}
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    out = t.translate(x)
+    assert torch.equal(out, official_pix2pix_test(ref, x))
+    # The same masks at every call (seed 0), others from another seed; the stored statistics stay as they were.
+    assert torch.equal(t.translate(x), out) and not torch.equal(t.translate(x, seed=1), out)
+    assert all(torch.equal(v, stored[k]) for k, v in t.generator.state_dict().items())
+    assert_ready_for_sampling(t)
+
+    # A pretrained file (renamed, DataParallel's prefix, PyTorch < 1.6's format), the direction given.
+    pretrained = tmp_path / "facades_label2photo.pth"
+    save_like_reference(ref, pretrained, prefix="module.")
+    torch.save(torch.load(pretrained, weights_only=True), pretrained, _use_new_zipfile_serialization=False)
+    t_b = ganzoo.load(pretrained, direction="BtoA")
+    assert t_b.directions == ("BtoA",) and torch.equal(t_b.translate(x, "BtoA"), out)
+    with pytest.raises(ConfigError, match="translates BtoA only: use direction=BtoA"):
+        t_b.translate(x, "AtoB")
+    with pytest.raises(ConfigError, match="num_downs=6 needs image sides that are multiples of 64"):
+        t.translate(torch.zeros(1, 3, 32, 32))
+
+
+def test_translate_command_runs_an_official_pix2pix_generator(tmp_path: Path) -> None:
+    ref = randomise(RefUnetGenerator(3, 3, 5, ngf=4))
+    weights = save_like_reference(ref, tmp_path / "latest_net_G.pth")
+    inputs = write_image_folder(tmp_path / "in", n=3, size=32)
+    out = tmp_path / "out"
+    run_cli("translate", f"ckpt={weights}", f"input={inputs}", f"output={out}", "image_size=32", "device=cpu",
+            env=cli_env(tmp_path))  # fmt: skip
+    names = sorted(p.name for p in inputs.glob("*.png"))
+    assert sorted(p.name for p in out.glob("*.png")) == names
+    sources = torch.stack([decode_png(read_file(str(inputs / name))) for name in names])
+    written = torch.stack([decode_png(read_file(str(out / name))) for name in names])
+    # One batch of three, translated as the official test script would, then written as 8-bit PNGs.
+    expected = ganzoo.to_uint8(official_pix2pix_test(ref, sources.float() / 127.5 - 1))
+    assert written.shape == (3, 3, 32, 32) and (written.int() - expected.int()).abs().max() <= 1
+
+
 def test_ganzoo_cyclegan_checkpoint_translates_both_ways(cyclegan_checkpoint: Path) -> None:
     t = ganzoo.load(cyclegan_checkpoint)
     assert isinstance(t, CycleGAN) and not hasattr(t, "generate")
@@ -188,6 +243,10 @@ def _cyclegan_discriminator(path: Path) -> None:
     save_like_reference(RefDiscriminator(3, ndf=4), path)
 
 
+def _pix2pix_discriminator(path: Path) -> None:
+    save_like_reference(RefDiscriminator(6, ndf=4, norm="batch"), path)  # D on input and output side by side
+
+
 def _biggan_discriminator(path: Path) -> None:
     torch.save(discriminator_state(DConfig(resolution=32, ch=4, n_classes=10, attention="0")), path)
 
@@ -210,13 +269,24 @@ def _pickled_object(path: Path) -> None:
         (None, "does not exist"),
         (_text_file, "not a readable PyTorch file"),
         (_dcgan_discriminator, "DCGAN discriminator"),
-        (_cyclegan_discriminator, "CycleGAN discriminator"),
+        (_cyclegan_discriminator, "CycleGAN or pix2pix discriminator"),
+        (_pix2pix_discriminator, "CycleGAN or pix2pix discriminator"),
         (_biggan_discriminator, "BigGAN-PyTorch discriminator"),
         (_biggan_run_state, "run state"),
         (_foreign_state_dict, "not a supported weights file"),
         (_pickled_object, "holds Python objects"),
     ],
-    ids=["missing", "text", "dcgan-netD", "cyclegan-netD", "biggan-D", "biggan-state", "foreign", "pickled"],
+    ids=[
+        "missing",
+        "text",
+        "dcgan-netD",
+        "cyclegan-netD",
+        "pix2pix-netD",
+        "biggan-D",
+        "biggan-state",
+        "foreign",
+        "pickled",
+    ],
 )
 def test_unsupported_files_name_the_file_and_what_to_pass(tmp_path: Path, write, expected: str) -> None:
     path = tmp_path / "weights.pth"

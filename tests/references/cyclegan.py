@@ -1,5 +1,6 @@
-"""The official pytorch-CycleGAN-and-pix2pix networks (ResNet generator, PatchGAN discriminator), the way it
-saves weights, and its learning-rate rule, written out from its code's module names and documented formulas."""
+"""The official pytorch-CycleGAN-and-pix2pix networks (ResNet and U-Net generators, PatchGAN discriminator), the
+way it saves weights, and its learning-rate rule, written out from its code's module names and documented
+formulas."""
 
 from __future__ import annotations
 
@@ -65,6 +66,51 @@ class RefDiscriminator(nn.Module):
             nn.Conv2d(4 * ndf, 8 * ndf, 4, 1, 1, bias=b), ref_norm(norm, 8 * ndf), nn.LeakyReLU(0.2, True),
             nn.Conv2d(8 * ndf, 1, 4, 1, 1),
         )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class RefUnetBlock(nn.Module):
+    """The reference's U-Net skip-connection block in its own form: one ``model`` holding the next block, and a
+    forward that concatenates ``x`` with ``model(x)`` after an in-place LeakyReLU has overwritten ``x``."""
+
+    def __init__(self, outer: int, inner: int, nc_in: int | None = None, sub: nn.Module | None = None,
+                 outermost: bool = False, norm: str = "batch", dropout: bool = False) -> None:  # fmt: skip
+        super().__init__()
+        self.outermost = outermost
+        b = norm == "instance"
+        downconv = nn.Conv2d(nc_in or outer, inner, 4, 2, 1, bias=b)
+        if outermost:
+            layers = [downconv, sub, nn.ReLU(True), nn.ConvTranspose2d(2 * inner, outer, 4, 2, 1), nn.Tanh()]
+        elif sub is None:
+            upconv = nn.ConvTranspose2d(inner, outer, 4, 2, 1, bias=b)
+            layers = [nn.LeakyReLU(0.2, True), downconv, nn.ReLU(True), upconv, ref_norm(norm, outer)]
+        else:
+            upconv = nn.ConvTranspose2d(2 * inner, outer, 4, 2, 1, bias=b)
+            layers = [nn.LeakyReLU(0.2, True), downconv, ref_norm(norm, inner), sub,
+                      nn.ReLU(True), upconv, ref_norm(norm, outer)]  # fmt: skip
+            layers += [nn.Dropout(0.5)] if dropout else []
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)  # x is LeakyReLU(x) by the time cat reads it
+
+
+class RefUnetGenerator(nn.Module):
+    """The reference's UnetGenerator (``unet_256``: num_downs=8, ``unet_128``: 7), built innermost first."""
+
+    def __init__(self, nc_in: int, nc_out: int, num_downs: int, ngf: int, norm: str = "batch", dropout: bool = True):
+        super().__init__()
+        block = RefUnetBlock(8 * ngf, 8 * ngf, norm=norm)
+        for _ in range(num_downs - 5):
+            block = RefUnetBlock(8 * ngf, 8 * ngf, sub=block, norm=norm, dropout=dropout)
+        block = RefUnetBlock(4 * ngf, 8 * ngf, sub=block, norm=norm)
+        block = RefUnetBlock(2 * ngf, 4 * ngf, sub=block, norm=norm)
+        block = RefUnetBlock(ngf, 2 * ngf, sub=block, norm=norm)
+        self.model = RefUnetBlock(nc_out, ngf, nc_in, block, outermost=True, norm=norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

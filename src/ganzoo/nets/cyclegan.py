@@ -38,17 +38,21 @@ Norm = Literal["instance", "batch"]
 Upsample = Literal["transpose", "resize"]
 
 
-def _norm_layer(norm: str, channels: int) -> nn.Module:
+def norm_layer(norm: str, channels: int, net: str = "CycleGAN") -> nn.Module:
+    """The reference's normalisation for ``channels`` maps: ``"instance"`` is ``InstanceNorm2d`` without affine
+    parameters or running statistics, ``"batch"`` an affine ``BatchNorm2d``. Convs followed by one carry a bias
+    only with ``"instance"``. A ConfigError, naming ``net``, for any other name."""
     if norm == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True)
-    raise ConfigError(f"CycleGAN norm={norm!r} is not supported: use norm=instance or norm=batch")
+    raise ConfigError(f"{net} norm={norm!r} is not supported: use norm=instance or norm=batch")
 
 
-def _check_positive(name: str, value: int, example: int, minimum: int = 1) -> None:
+def check_positive(name: str, value: int, example: int, minimum: int = 1, net: str = "CycleGAN") -> None:
+    """A ConfigError, naming ``net`` and the argument ``name``, unless ``value`` is an integer >= ``minimum``."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"CycleGAN {name}={value!r} must be an integer >= {minimum}: e.g. {name}={example}")
+        raise ConfigError(f"{net} {name}={value!r} must be an integer >= {minimum}: e.g. {name}={example}")
 
 
 class ResnetBlock(nn.Module):
@@ -63,12 +67,12 @@ class ResnetBlock(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(1),
             nn.Conv2d(dim, dim, 3, padding=0, bias=bias),
-            _norm_layer(norm, dim),
+            norm_layer(norm, dim),
             nn.ReLU(True),
         ]
         if use_dropout:
             layers.append(nn.Dropout(0.5))
-        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias), _norm_layer(norm, dim)]
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, padding=0, bias=bias), norm_layer(norm, dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -102,28 +106,30 @@ class ResnetGenerator(nn.Module):
         upsample: Upsample = "transpose",
     ) -> None:
         super().__init__()
-        _check_positive("in_channels", in_channels, 3)
-        _check_positive("out_channels", out_channels, 3)
-        _check_positive("ngf", ngf, 64)
-        _check_positive("n_blocks", n_blocks, 9, minimum=0)
-        _norm_layer(norm, 1)  # validates the name
+        check_positive("in_channels", in_channels, 3)
+        check_positive("out_channels", out_channels, 3)
+        check_positive("ngf", ngf, 64)
+        check_positive("n_blocks", n_blocks, 9, minimum=0)
+        norm_layer(norm, 1)  # validates the name
         if upsample not in ("transpose", "resize"):
             raise ConfigError(f"CycleGAN upsample={upsample!r} is not supported: use upsample=transpose or resize")
         self.in_channels, self.out_channels, self.ngf, self.n_blocks = in_channels, out_channels, ngf, n_blocks
+        #: Image sides must be multiples of this (two stride-2 convs down, two upsamplings back).
+        self.size_multiple = 4
         self.norm, self.use_dropout, self.upsample = norm, use_dropout, upsample
         bias = norm == "instance"
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(in_channels, ngf, 7, padding=0, bias=bias),
-            _norm_layer(norm, ngf),
+            norm_layer(norm, ngf),
             nn.ReLU(True),
         ]
         width = ngf
         for _ in range(2):
             layers += [
                 nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=bias),
-                _norm_layer(norm, width * 2),
+                norm_layer(norm, width * 2),
                 nn.ReLU(True),
             ]
             width *= 2
@@ -139,7 +145,7 @@ class ResnetGenerator(nn.Module):
                     nn.ReflectionPad2d(1),
                     nn.Conv2d(width, width // 2, 3, padding=0, bias=bias),
                 ]
-            layers += [_norm_layer(norm, width // 2), nn.ReLU(True)]
+            layers += [norm_layer(norm, width // 2), nn.ReLU(True)]
             width //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -171,10 +177,10 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance") -> None:
         super().__init__()
-        _check_positive("in_channels", in_channels, 3)
-        _check_positive("ndf", ndf, 64)
-        _check_positive("n_layers", n_layers, 3, minimum=0)
-        _norm_layer(norm, 1)
+        check_positive("in_channels", in_channels, 3)
+        check_positive("ndf", ndf, 64)
+        check_positive("n_layers", n_layers, 3, minimum=0)
+        norm_layer(norm, 1)
         self.in_channels, self.ndf, self.n_layers, self.norm = in_channels, ndf, n_layers, norm
         bias = norm == "instance"
 
@@ -185,7 +191,7 @@ class PatchDiscriminator(nn.Module):
             out = ndf * min(2**n, 8)
             layers += [
                 nn.Conv2d(width, out, 4, stride=stride, padding=1, bias=bias),
-                _norm_layer(norm, out),
+                norm_layer(norm, out),
                 nn.LeakyReLU(0.2, True),
             ]
             width = out

@@ -1,12 +1,13 @@
-"""junyanz/pytorch-CycleGAN-and-pix2pix weights (``*_net_G_A.pth``, ``horse2zebra.pth``, ``*_net_D_A.pth``).
+"""junyanz/pytorch-CycleGAN-and-pix2pix weights: CycleGAN's ``*_net_G_A.pth``, ``horse2zebra.pth`` and
+``*_net_D_A.pth``, and pix2pix's U-Net ``latest_net_G.pth``, ``facades_label2photo.pth``.
 
-The reference saves ``state_dict()`` of its ``ResnetGenerator`` / ``NLayerDiscriminator``, whose layers
-sit in ``model`` at the indices ganzoo's :mod:`ganzoo.nets.cyclegan` nets use, so the keys match. As the
-reference's loader does, this one drops ``module.`` prefixes (``nn.DataParallel``) and the stale
-``running_mean`` / ``running_var`` / ``num_batches_tracked`` entries of InstanceNorm layers that keep no
-running statistics (files written by older PyTorch or with ``track_running_stats=True``). Sizes
-(channels, ngf/ndf, blocks or layers, norm, dropout) are read off the weights unless given.
-Files are read with ``torch.load(weights_only=True)``.
+The reference saves ``state_dict()`` of its ``ResnetGenerator`` / ``UnetGenerator`` / ``NLayerDiscriminator``,
+whose layers sit in ``model`` (the U-Net's in nested ``model``s) at the indices ganzoo's :mod:`ganzoo.nets.cyclegan`
+and :mod:`ganzoo.nets.unet` nets use, so the keys match. As the reference's loader does, this one drops ``module.``
+prefixes (``nn.DataParallel``) and the stale ``running_mean`` / ``running_var`` / ``num_batches_tracked`` entries of
+InstanceNorm layers that keep no running statistics (files written by older PyTorch or with
+``track_running_stats=True``). Sizes (channels, ngf/ndf, blocks, levels or layers, norm, dropout) are read off the
+weights unless given. Files are read with ``torch.load(weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 
 from ganzoo.errors import CheckpointError
 from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
+from ganzoo.nets.unet import UnetGenerator
 from ganzoo.weights.state_dict import StateDict, read_state_dict
 
 _TOP_LEVEL = re.compile(r"model\.(\d+)\.weight")
@@ -42,21 +44,26 @@ def _norm(state: StateDict) -> str:
     return "batch" if norm_weights else "instance"
 
 
-def generator_from_official(source: str | Path | StateDict, **kwargs: Any) -> ResnetGenerator:
-    """A :class:`ResnetGenerator` holding the weights of an official ``resnet_6blocks`` / ``resnet_9blocks`` G.
+def generator_from_official(source: str | Path | StateDict, **kwargs: Any) -> ResnetGenerator | UnetGenerator:
+    """A ganzoo generator holding the weights of an official CycleGAN or pix2pix G.
 
-    ``source`` is a ``.pth`` path (e.g. ``latest_net_G_A.pth`` or a pretrained ``horse2zebra.pth``) or an
-    already loaded state dict. ``kwargs`` (any of :class:`ResnetGenerator`'s arguments) override what is
-    read off the weights. Outputs equal the official generator's for the same input.
+    ``source`` is a ``.pth`` path or an already loaded state dict: a ``resnet_6blocks`` / ``resnet_9blocks`` G
+    (e.g. ``latest_net_G_A.pth`` or a pretrained ``horse2zebra.pth``) gives a :class:`ResnetGenerator`; a
+    ``unet_128`` / ``unet_256`` G (pix2pix's ``latest_net_G.pth`` or a pretrained ``facades_label2photo.pth``)
+    gives a :class:`UnetGenerator`. ``kwargs`` (any of that net's arguments) override what is read off the
+    weights. Outputs equal the official generator's for the same input, in eval and in training mode.
     """
-    what = "CycleGAN ResnetGenerator .pth (e.g. latest_net_G_A.pth)"
+    what = "CycleGAN or pix2pix generator .pth (e.g. latest_net_G_A.pth, latest_net_G.pth)"
     state, name = read_state_dict(source, f"an official {what}")
+    if _is_official_unet(state):
+        return _unet_from_official(state, name, kwargs)
     convs = _top_level_convs(state)
     first = convs.get(1)
     if first is None or first[-2:] != (7, 7):
         raise CheckpointError(
-            f"{name} has no 7x7 conv model.1.weight: it is not an official CycleGAN resnet generator state dict "
-            "(for a discriminator use discriminator_from_official; U-Net generators are not supported)"
+            f"{name} has neither a 7x7 conv model.1.weight (ResNet) nor a 4x4 conv model.model.0.weight (U-Net): it "
+            "is not an official CycleGAN or pix2pix generator state dict (for a discriminator use "
+            "discriminator_from_official)"
         )
     n_blocks = len({int(m.group(1)) for k in state if (m := _BLOCK.match(k))})
     # Dropout(0.5) shifts a block's second conv from conv_block.5 to conv_block.6 (where BatchNorm sits without it).
@@ -73,7 +80,41 @@ def generator_from_official(source: str | Path | StateDict, **kwargs: Any) -> Re
     }
     params.update(kwargs)
     net = ResnetGenerator(**params)
-    _load(net, state, name, "ResnetGenerator")
+    _load(net, state, name, "CycleGAN ResnetGenerator")
+    return net
+
+
+def _is_official_unet(state: StateDict) -> bool:
+    """Whether ``state`` (keys without ``module.``) looks like the reference's U-Net: its outermost block's first
+    layer, a 4x4 conv, at ``model.model.0``."""
+    first = state.get("model.model.0.weight")
+    return first is not None and first.dim() == 4 and first.shape[-2:] == (4, 4)
+
+
+def _unet_from_official(state: StateDict, name: str, kwargs: dict[str, Any]) -> UnetGenerator:
+    first = state["model.model.0.weight"]  # (ngf, in, 4, 4)
+    last = state.get("model.model.3.weight")  # transposed: (2 ngf, out, 4, 4)
+    if last is None or last.dim() != 4:
+        raise CheckpointError(
+            f"{name} has a 4x4 conv model.model.0.weight but no up conv model.model.3.weight: it is not a whole "
+            "official pix2pix U-Net generator state dict: pass latest_net_G.pth as the reference saved it"
+        )
+    # Level k's own layers sit under k nested ``model``s ("model.model.1.model.3.model.1.weight": level 3), so the
+    # deepest key names the number of levels.
+    num_downs = max(key.split(".").count("model") for key in state) - 1
+    params: dict[str, Any] = {
+        "in_channels": first.shape[1],
+        "out_channels": last.shape[1],
+        "num_downs": num_downs,
+        "ngf": first.shape[0],
+        # Affine BatchNorms have 1-D weights; the reference's InstanceNorms have none.
+        "norm": "batch" if any(k.endswith(".weight") and v.dim() == 1 for k, v in state.items()) else "instance",
+        # Dropout has no weights to tell; pix2pix trains with it (and its test script keeps it on).
+        "use_dropout": True,
+    }
+    params.update(kwargs)
+    net = UnetGenerator(**params)
+    _load(net, state, name, "pix2pix UnetGenerator")
     return net
 
 
@@ -103,7 +144,7 @@ def discriminator_from_official(source: str | Path | StateDict, **kwargs: Any) -
     }
     params.update(kwargs)
     net = PatchDiscriminator(**params)
-    _load(net, state, name, "PatchDiscriminator")
+    _load(net, state, name, "CycleGAN PatchDiscriminator")
     return net
 
 
@@ -132,5 +173,5 @@ def _load(net: nn.Module, state: StateDict, name: str, kind: str) -> None:
         detail = " ".join(lines[1:] or lines)
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise CheckpointError(
-            f"{name} does not fit ganzoo's CycleGAN {kind} layout ({detail}): pass the sizes it was trained with"
+            f"{name} does not fit ganzoo's {kind} layout ({detail}): pass the sizes it was trained with"
         ) from None
