@@ -15,9 +15,11 @@ from torchvision.io import decode_png, read_file
 from ganzoo.models.biggan import BigGAN
 from ganzoo.models.cyclegan import CycleGAN
 from ganzoo.models.dcgan import DCGAN
+from ganzoo.models.pix2pix import Pix2Pix
 from ganzoo.nets.biggan import BigGANDiscriminator, BigGANGenerator
 from ganzoo.nets.cyclegan import PatchDiscriminator, ResnetGenerator
 from ganzoo.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganzoo.nets.unet import UnetGenerator
 
 
 def quiet_trainer(root: Path, max_steps: int = 2, **settings: Any) -> L.Trainer:
@@ -77,6 +79,20 @@ def tiny_cyclegan(
     return CycleGAN(
         functools.partial(ResnetGenerator, channels, channels, ngf=ngf, n_blocks=n_blocks),
         functools.partial(PatchDiscriminator, channels, ndf=ndf, n_layers=n_layers),
+        **options,
+    )
+
+
+def tiny_pix2pix(
+    channels: int = 1, num_downs: int = 5, ngf: int = 4, ndf: int = 4, n_layers: int = 1, **options: Any
+) -> Pix2Pix:
+    """A pix2pix of a batch-norm U-Net with ``num_downs`` levels and ``ngf`` base channels (dropout from level 5 on)
+    and a batch-norm PatchGAN of ``ndf`` channels and ``n_layers`` layers on (input, output) pairs, for
+    ``channels``-channel images whose sides are multiples of ``2 ** num_downs``; the same weights on every call."""
+    torch.manual_seed(0)
+    return Pix2Pix(
+        functools.partial(UnetGenerator, channels, channels, num_downs=num_downs, ngf=ngf),
+        functools.partial(PatchDiscriminator, 2 * channels, ndf=ndf, n_layers=n_layers, norm="batch"),
         **options,
     )
 

@@ -4,6 +4,7 @@ Each class is a reference implementation's training iteration written out with t
 
 * :class:`PlainDCGAN`: pytorch/examples ``dcgan/main.py``;
 * :class:`PlainCycleGAN`: junyanz/pytorch-CycleGAN-and-pix2pix ``CycleGANModel.optimize_parameters``;
+* :class:`PlainPix2Pix`: the same repository's ``Pix2PixModel.optimize_parameters``;
 * :class:`PlainBigGAN`: ajbrock/BigGAN-PyTorch ``train_fns.GAN_training_function`` and its ``ema.update``.
 
 The tests (``test_training_matches_a_handwritten_*``) prove that ganzoo's LightningModules end with the same
@@ -31,7 +32,7 @@ What the loops share with ganzoo, and what they do not:
   ``training_step``.
 
 Batches are the loader's, already on the networks' device: ``(images, labels)`` for DCGAN and BigGAN,
-``(images_A, images_B)`` for CycleGAN.
+``(images_A, images_B)`` for CycleGAN and pix2pix.
 """
 
 from __future__ import annotations
@@ -219,6 +220,74 @@ class PlainCycleGAN:
             loss_D_B = self.backward_D_basic(self.netD_B, real_A, self.fake_A_pool.query(fake_A))
             self.optimizer_D.step()
         return {"loss_g": loss_G.detach(), "loss_d_a": loss_D_B.detach(), "loss_d_b": loss_D_A.detach()}
+
+    def end_epoch(self) -> None:
+        for scheduler in self.schedulers:
+            scheduler.step()
+
+
+class PlainPix2Pix:
+    """The official pix2pix iteration (``optimize_parameters``), with the official names: ``netG`` maps real_A to
+    fake_B, ``netD`` judges (input, output) pairs concatenated along the channels.
+
+    ``forward()`` once; D on the fake pair (detached) and then the real pair, loss halved; then G with D frozen on
+    the GAN loss of the fake pair plus ``lambda_L1`` times the L1 distance to real_B. Adam for each network (no
+    image pool: the official ``pool_size=0``); :meth:`end_epoch` steps the linear decay schedule.
+    """
+
+    def __init__(
+        self,
+        netG: nn.Module,
+        netD: nn.Module,
+        gan_mode: str = "vanilla",
+        lambda_L1: float = 100.0,
+        lr: float = 2e-4,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        n_epochs: int = 100,
+        n_epochs_decay: int = 100,
+        epoch_count: int = 1,
+        autocast: torch.dtype | None = None,
+    ) -> None:
+        if gan_mode not in ("lsgan", "vanilla"):
+            raise ValueError(f"gan_mode {gan_mode!r}: lsgan or vanilla")
+        self.netG, self.netD = netG, netD
+        self.gan_mode = gan_mode
+        self.lambda_L1 = lambda_L1
+        self.optimizer_G = torch.optim.Adam(netG.parameters(), lr=lr, betas=(beta1, beta2))
+        self.optimizer_D = torch.optim.Adam(netD.parameters(), lr=lr, betas=(beta1, beta2))
+        rule = linear_decay(n_epochs, n_epochs_decay, epoch_count)
+        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, rule) for opt in (self.optimizer_G, self.optimizer_D)]
+        self.autocast = autocast
+        self.device = _device(netG)
+
+    def criterionGAN(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
+        if self.gan_mode == "lsgan":
+            return F.mse_loss(prediction, target)
+        return F.binary_cross_entropy_with_logits(prediction, target)
+
+    def step(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        real_A, real_B = batch[0], batch[1]
+        with _precision(self.device, self.autocast):
+            fake_B = self.netG(real_A)
+            # backward_D
+            _requires_grad([self.netD], True)
+            self.optimizer_D.zero_grad(set_to_none=True)
+            loss_D_fake = self.criterionGAN(self.netD(torch.cat((real_A, fake_B.detach()), 1)), False)
+            loss_D_real = self.criterionGAN(self.netD(torch.cat((real_A, real_B), 1)), True)
+            loss_D = (loss_D_fake + loss_D_real) * 0.5
+            loss_D.backward()
+            self.optimizer_D.step()
+            # backward_G
+            _requires_grad([self.netD], False)
+            self.optimizer_G.zero_grad(set_to_none=True)
+            loss_G_GAN = self.criterionGAN(self.netD(torch.cat((real_A, fake_B), 1)), True)
+            loss_G_L1 = F.l1_loss(fake_B, real_B) * self.lambda_L1
+            loss_G = loss_G_GAN + loss_G_L1
+            loss_G.backward()
+            self.optimizer_G.step()
+        return {"loss_g": loss_G.detach(), "loss_d": loss_D.detach()}
 
     def end_epoch(self) -> None:
         for scheduler in self.schedulers:

@@ -23,19 +23,21 @@ from ganzoo.sampling import (
     translate_in_batches,
     truncate,
 )
-from tests.builders import tiny_biggan, tiny_cyclegan, tiny_dcgan
+from tests.builders import tiny_biggan, tiny_cyclegan, tiny_dcgan, tiny_pix2pix
 
 
 # -------------------------------------------------------------------------------------------------- protocols
 def test_protocols_tell_noise_to_image_from_image_to_image_models() -> None:
     noise_models = [seeded_tiny_dcgan(), tiny_biggan()]
-    translators = [tiny_cyclegan(), OneWayTranslator(ResnetGenerator(1, 1, ngf=4, n_blocks=1), "BtoA")]
+    one_way = OneWayTranslator(ResnetGenerator(1, 1, ngf=4, n_blocks=1), "BtoA")
+    translators = [tiny_cyclegan(), one_way, tiny_pix2pix(direction="BtoA")]
     for model in noise_models:
         assert isinstance(model, NoiseToImage) and not isinstance(model, ImageToImage), type(model)
     for model in translators:
         assert isinstance(model, ImageToImage) and not isinstance(model, NoiseToImage), type(model)
         assert not hasattr(model, "generate")  # nothing inherited that could only fail
-    assert translators[0].directions == ("AtoB", "BtoA") and translators[1].directions == ("BtoA",)
+    assert translators[0].directions == ("AtoB", "BtoA")
+    assert translators[1].directions == translators[2].directions == ("BtoA",)
     assert not isinstance(nn.Linear(2, 2), NoiseToImage | ImageToImage)
 
 

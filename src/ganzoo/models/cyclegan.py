@@ -13,7 +13,7 @@ from torch import nn
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.image_pool import ImagePool
-from ganzoo.models.schedules import linear_decay
+from ganzoo.models.schedules import linear_decay_schedules
 from ganzoo.models.translation import DIRECTIONS, check_direction, translate_with
 
 
@@ -81,6 +81,10 @@ class CycleGAN(GANModule):
         """The image channels ``translate(images, direction)`` takes."""
         return self._generator(direction).in_channels
 
+    def size_multiple(self, direction: str = "AtoB") -> int:
+        """Image sides ``translate(images, direction)`` takes must be multiples of this."""
+        return getattr(self._generator(direction), "size_multiple", 1)
+
     def _generator(self, direction: str) -> nn.Module:
         return self.generator_a2b if check_direction(direction) == "AtoB" else self.generator_b2a
 
@@ -92,9 +96,7 @@ class CycleGAN(GANModule):
         discriminators = chain(self.discriminator_a.parameters(), self.discriminator_b.parameters())
         opt_g = torch.optim.Adam(generators, lr=hp.lr, betas=betas)
         opt_d = torch.optim.Adam(discriminators, lr=hp.lr, betas=betas)
-        factor = linear_decay(hp.n_epochs, hp.n_epochs_decay, hp.epoch_count)
-        schedules = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
-        return [opt_g, opt_d], schedules
+        return [opt_g, opt_d], linear_decay_schedules([opt_g, opt_d], hp.n_epochs, hp.n_epochs_decay, hp.epoch_count)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real_a, real_b = batch[0], batch[1]

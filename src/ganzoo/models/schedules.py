@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1):
     """CycleGAN's "linear" policy as a LambdaLR factor of the epoch index (0-based, stepped once per epoch).
@@ -15,3 +17,12 @@ def linear_decay(n_epochs: int, n_epochs_decay: int, epoch_count: int = 1):
         return 1.0 - max(0, epoch + epoch_count - n_epochs) / float(n_epochs_decay + 1)
 
     return factor
+
+
+def linear_decay_schedules(
+    optimizers: list[torch.optim.Optimizer], n_epochs: int, n_epochs_decay: int, epoch_count: int = 1
+) -> list[torch.optim.lr_scheduler.LambdaLR]:
+    """One :func:`linear_decay` LambdaLR per optimizer, as the official CycleGAN and pix2pix models build them
+    (stepped at each epoch end)."""
+    factor = linear_decay(n_epochs, n_epochs_decay, epoch_count)
+    return [torch.optim.lr_scheduler.LambdaLR(optimizer, factor) for optimizer in optimizers]

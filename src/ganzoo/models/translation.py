@@ -130,6 +130,10 @@ class OneWayTranslator(nn.Module):
         """The image channels ``translate(images, direction)`` takes."""
         return self._checked(direction or self.direction).in_channels
 
+    def size_multiple(self, direction: str | None = None) -> int:
+        """Image sides ``translate(images, direction)`` takes must be multiples of this."""
+        return getattr(self._checked(direction or self.direction), "size_multiple", 1)
+
     def _checked(self, direction: str) -> nn.Module:
         if check_direction(direction) != self.direction:
             other = "G_B" if self.direction == "AtoB" else "G_A"

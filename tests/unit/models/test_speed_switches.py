@@ -91,11 +91,19 @@ def _cyclegan() -> L.LightningModule:
     return CycleGAN(generator, partial(PatchDiscriminator, in_channels=3, ndf=4, n_layers=2), pool_size=2)
 
 
-@pytest.mark.parametrize("build", [_dcgan, _cyclegan], ids=["dcgan", "cyclegan"])  # BigGAN: tests/test_biggan.py
+def _pix2pix() -> L.LightningModule:
+    from tests.builders import tiny_pix2pix
+
+    return tiny_pix2pix(channels=3, ngf=4, ndf=4, n_layers=2)
+
+
+@pytest.mark.parametrize(
+    "build", [_dcgan, _cyclegan, _pix2pix], ids=["dcgan", "cyclegan", "pix2pix"]
+)  # BigGAN: tests/test_biggan.py
 def test_bf16_mixed_precision_trains_with_float32_weights(build, tmp_path: Path) -> None:
     model = build()
     images = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    # (image, label) batches; CycleGAN takes (image A, image B).
+    # (image, label) batches; CycleGAN and pix2pix take (image A, image B).
     second = torch.arange(16) % 3 if isinstance(model, DCGAN | BigGAN) else images.flip(0)
     data = DataLoader(TensorDataset(images, second), batch_size=8)
     recorder = Recorder()
