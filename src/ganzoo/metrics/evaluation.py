@@ -23,6 +23,7 @@ from ganzoo.metrics.classifier import has_labels, require_labels
 from ganzoo.metrics.extractors import ClassifierFeatures, FeatureExtractor
 from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
 from ganzoo.metrics.inception import InceptionWeightsError
+from ganzoo.metrics.paired import PAIRED_METRICS, PairedMetrics
 from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
 from ganzoo.sampling import (
     ImageToImage,
@@ -31,7 +32,6 @@ from ganzoo.sampling import (
     cycled_classes,
     fixed_latents,
     generate_in_batches,
-    translate_in_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ class Evaluation:
 
     Args:
         extractor: a :class:`~ganzoo.metrics.extractors.FeatureExtractor` (Inception, or a classifier).
-        metrics: any of ``fid``, ``kid``, ``is``, ``classes``.
+        metrics: any of ``fid``, ``kid``, ``is``, ``classes`` (on the extractor's features), and for a translation
+            model on paired data ``l1``, ``psnr``, ``ssim`` (each output against its own target, see
+            :class:`~ganzoo.metrics.paired.PairedMetrics`; keys without the extractor's name: ``val/psnr``).
         num_samples: generated images per evaluation, in total over all DDP processes (each generates its share).
         batch_size: images per generator and extractor batch.
         real_split: ``train`` or ``val`` split of the run's DataModule, without augmentation.
@@ -82,6 +84,13 @@ class Evaluation:
             raise ConfigError(f"metrics.evaluation.real_split={real_split!r}: use train or val")
         self.extractor = extractor
         self.metric_names = list(metrics)
+        self.feature_metric_names = [name for name in self.metric_names if name not in PAIRED_METRICS]
+        self.paired_metric_names = [name for name in self.metric_names if name in PAIRED_METRICS]
+        if not self.feature_metric_names:
+            raise ConfigError(
+                f"metrics.evaluation.metrics={self.metric_names} needs one of fid, kid, is or classes besides the "
+                "paired metrics: e.g. [fid, l1, psnr, ssim]"
+            )
         self.num_samples = _positive_int("num_samples", num_samples, 10000)
         self.batch_size = _positive_int("batch_size", batch_size, 250)
         self.real_split = real_split
@@ -92,6 +101,7 @@ class Evaluation:
         self.truncation = check_truncation(truncation)
         self.metric_options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
         self.metrics: FeatureMetrics | None = None
+        self.paired_metrics: PairedMetrics | None = None
         self.datamodule: Any = None
         self.image_shape: tuple[int, int, int] | None = None
         #: The real-statistics cache file (written or read) of the last setup.
@@ -102,12 +112,14 @@ class Evaluation:
         return self.extractor.name
 
     def key(self, metric: str) -> str:
-        """The logged name of ``metric``: ``<prefix>/<metric>_<extractor>``."""
-        return f"{self.prefix}/{metric}_{self.name}"
+        """The logged name of ``metric``: ``<prefix>/<metric>_<extractor>``, or ``<prefix>/<metric>`` for a paired
+        metric, which uses no extractor."""
+        return f"{self.prefix}/{metric}" if metric in PAIRED_METRICS else f"{self.prefix}/{metric}_{self.name}"
 
     def output_keys(self) -> list[str]:
         """Every key this evaluation can produce (``class_accuracy`` only for class-conditional models)."""
-        return [self.key(value) for name in self.metric_names for value in OUTPUTS.get(name, ())]
+        keys = [self.key(value) for name in self.feature_metric_names for value in OUTPUTS.get(name, ())]
+        return keys + [self.key(name) for name in self.paired_metric_names]
 
     # ------------------------------------------------------------------------------ setup
     def setup(self, datamodule: Any, device: torch.device | str) -> None:
@@ -117,7 +129,14 @@ class Evaluation:
         """
         self.datamodule = datamodule
         self.extractor.prepare(datamodule, self.cache_dir, device)
-        self.metrics = FeatureMetrics(self.extractor, self.metric_names, **self.metric_options).to(device)
+        if self.paired_metric_names and not getattr(datamodule, "paired", False):
+            raise ConfigError(
+                f"metrics.evaluation.metrics has {self.paired_metric_names}, which compare outputs with their targets, "
+                f"and data={datamodule.name} is not paired: remove them from metrics.evaluation.metrics"
+            )
+        self.metrics = FeatureMetrics(self.extractor, self.feature_metric_names, **self.metric_options).to(device)
+        if self.paired_metric_names:
+            self.paired_metrics = PairedMetrics(self.paired_metric_names, datamodule.image_size).to(device)
         self.image_shape = (datamodule.channels, datamodule.image_size, datamodule.image_size)
         world_size = process_info()[0]
         dataset = datamodule.eval_dataset(self.real_split)
@@ -127,7 +146,7 @@ class Evaluation:
                 f"the {self.real_split} split of {datamodule.name} has {n} images, too few for real statistics: "
                 "use another split or more data"
             )
-        stats = [name for name in ("fid", "kid") if name in self.metric_names]
+        stats = [name for name in ("fid", "kid") if name in self.feature_metric_names]
         if stats:  # IS and class statistics use generated images only
             self._real_statistics(datamodule, dataset, n, stats, device)
 
@@ -162,6 +181,8 @@ class Evaluation:
         if self.metrics is None:
             raise RuntimeError("Evaluation.setup() must run first")
         self.metrics.reset()
+        if self.paired_metrics is not None:
+            self.paired_metrics.reset()
         for images, labels in batches:
             if tuple(images.shape[1:]) != self.image_shape:
                 c, s, _ = self.image_shape  # type: ignore[misc]
@@ -170,7 +191,10 @@ class Evaluation:
                     f"({c} channels, {s}px): set data.image_size and data.channels to match the generator"
                 )
             self.metrics.update_fake(images, labels)
-        return {self.key(name): value for name, value in self.metrics.compute(self.seed).items()}
+        values = self.metrics.compute(self.seed)
+        if self.paired_metrics is not None:
+            values.update(self.paired_metrics.compute())
+        return {self.key(name): value for name, value in values.items()}
 
     def evaluate(self, model: NoiseToImage | ImageToImage) -> dict[str, float]:
         """Metrics of ``model``: of its samples (:meth:`evaluate_samples`) or, for an
@@ -183,25 +207,39 @@ class Evaluation:
         raise TypeError(f"a {type(model).__name__} neither generates nor translates images: nothing to evaluate")
 
     def evaluate_translations(self, model: ImageToImage) -> dict[str, float]:
-        """Metrics of the translations A -> B of the first ``num_samples`` images of domain A's ``real_split``,
-        against the real statistics of domain B (the DataModule's ``eval_dataset``). When the DataModule names a
-        ``target_class`` (e.g. Fashion-MNIST domains), ``class_accuracy`` is the share of translations the
-        evaluator assigns to it. Under DDP each process translates its contiguous share.
+        """Metrics of the translations (in the model's first direction) of the first ``num_samples`` images of domain
+        A's ``real_split``, against the real statistics of domain B (the DataModule's ``eval_dataset``).
+
+        Class statistics judge each translation by the class it should have: the DataModule's ``target_class`` when
+        it names one (Fashion-MNIST domains: every sneaker should become a boot), else the class label of its source
+        image when the data has labels (Fashion-MNIST edges: an item's edges should become that item). On paired
+        data the paired metrics compare each translation with the target of its pair. Under DDP each process
+        translates its contiguous share.
         """
         if self.datamodule is None:
             raise RuntimeError("Evaluation.setup() must run first")
         world_size, rank = process_info()
         sources = self.datamodule.domain_dataset("A", self.real_split)
         n = min(self.num_samples, len(sources))
-        mine = Subset(sources, list(shard(n, world_size, rank)))
-        target = getattr(self.datamodule, "target_class", None)
+        mine = list(shard(n, world_size, rank))
+        targets = self.datamodule.domain_dataset("B", self.real_split) if self.paired_metrics is not None else None
+        target_class = getattr(self.datamodule, "target_class", None)
+        direction = model.directions[0]
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-            with torch.random.fork_rng(devices=[]):  # the loader draws a seed: leave the run's RNG untouched
-                sources = (images for images, _ in DataLoader(mine, batch_size=self.batch_size))
-                for translated in translate_in_batches(model, sources, "AtoB"):
-                    labels = torch.full((len(translated),), target) if target is not None else None
-                    yield to_uint8(translated), labels
+            with torch.random.fork_rng(devices=[]):  # the loaders draw a seed: leave the run's RNG untouched
+                pairs: Iterable[Any] = DataLoader(Subset(sources, mine), batch_size=self.batch_size)
+                if targets is not None:
+                    pairs = zip(pairs, DataLoader(Subset(targets, mine), batch_size=self.batch_size), strict=True)
+                for batch in pairs:
+                    (images, labels), target = batch if targets is not None else (batch, None)
+                    translated = to_uint8(model.translate(images, direction))
+                    if self.paired_metrics is not None and target is not None:
+                        self.paired_metrics.update(translated, to_uint8(target[0]))
+                    if target_class is not None:
+                        yield translated, torch.full((len(translated),), target_class)
+                    else:
+                        yield translated, labels if bool((labels >= 0).all()) else None
 
         return self._measure(batches())
 
@@ -212,6 +250,7 @@ class Evaluation:
         every call; under DDP process r generates its contiguous share of them, so the images are the same
         as in a single process. Every process must call this.
         """
+        self._without_pairs("a noise-to-image model")
         world_size, rank = process_info()
         if self.num_samples < world_size:
             raise ConfigError(f"metrics.evaluation.num_samples={self.num_samples} is below the {world_size} processes")
@@ -227,8 +266,16 @@ class Evaluation:
 
         return self._measure(batches())
 
+    def _without_pairs(self, what: str) -> None:
+        if self.paired_metric_names:
+            raise ConfigError(
+                f"metrics.evaluation.metrics has {self.paired_metric_names}, which compare translations with their "
+                f"targets, and {what} has none: remove them from metrics.evaluation.metrics"
+            )
+
     def evaluate_images(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """Metrics of given images, uint8 (N, C, H, W), with the classes they were generated for (or None)."""
+        self._without_pairs("a folder of images")
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
             for start in range(0, len(images), self.batch_size):
