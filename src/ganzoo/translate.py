@@ -1,7 +1,7 @@
 """``python -m ganzoo.translate ckpt=... input=DIR output=DIR direction=AtoB``: translate a folder of images.
 
-``ckpt`` is a ganzoo CycleGAN checkpoint or an official CycleGAN generator ``.pth`` (loaded weights-only into
-ganzoo's generator). Output files keep the input's relative paths and names; batches run on the GPU when
+``ckpt`` is a ganzoo CycleGAN or pix2pix checkpoint, or an official CycleGAN or pix2pix generator ``.pth`` (loaded
+weights-only into ganzoo's generator). Output files keep the input's relative paths and names; batches run on the GPU when
 there is one.
 """
 
@@ -49,11 +49,11 @@ def translator(ckpt: str | Path, direction: str | None, device: str | torch.devi
     return model, direction
 
 
-def _load(path: Path, channels: int, image_size: int | None) -> torch.Tensor:
+def _load(path: Path, channels: int, image_size: int | None, multiple: int) -> torch.Tensor:
     image = load_image(str(path), channels)
     if image_size is not None:
         return resize_square(image, image_size)
-    h, w = (side - side % 4 for side in image.shape[-2:])  # the generator halves and doubles twice
+    h, w = (max(multiple, side - side % multiple) for side in image.shape[-2:])  # what the generator's strides take
     if (h, w) != tuple(image.shape[-2:]):
         image = torch.nn.functional.interpolate(image[None].float(), size=(h, w), mode="bilinear", antialias=True)[0]
         image = image.round().clamp(0, 255).to(torch.uint8)
@@ -87,10 +87,13 @@ def translate_folder(
         raise ConfigError("output= must differ from input=: the translations would overwrite the originals")
     model, direction = translator(ckpt, direction, device)
     channels = model.source_channels(direction)
+    size_multiple = getattr(model, "size_multiple", lambda _: 1)(direction)
     # Batches of equal sizes: with image_size=null, images of different sizes go in different batches.
     step = batch_size if image_size is not None else 1
     chunks = [files[start : start + step] for start in range(0, len(files), step)]
-    sources = (from_uint8(torch.stack([_load(f, channels, image_size) for f in chunk])) for chunk in chunks)
+    sources = (
+        from_uint8(torch.stack([_load(f, channels, image_size, size_multiple) for f in chunk])) for chunk in chunks
+    )
     written = []
     for chunk, translated in zip(chunks, translate_in_batches(model, sources, direction), strict=True):
         for source, image in zip(chunk, translated, strict=True):
