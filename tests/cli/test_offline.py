@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ganzoo.data.download import CYCLEGAN_DATASETS
+from ganzoo.data.download import DATASETS
 from ganzoo.metrics.inception import INCEPTION_URL
 from tests.conftest import QUIET, cli_env, run_cli
 from tests.data.checks import network_reachable
@@ -29,8 +29,17 @@ def test_download_fails_fast_with_one_line(tmp_path: Path) -> None:
     unknown = run_cli("data.download", "horse3zebra", timeout=60, check=False)
     assert unknown.returncode == 1
     assert unknown.stderr.strip().splitlines()[-1] == (
-        f"error: unknown dataset 'horse3zebra': choose one of {', '.join(CYCLEGAN_DATASETS)}"
+        f"error: unknown dataset 'horse3zebra': choose one of {', '.join(DATASETS)}"
     )
+    # A pix2pix set: its tar.gz, and the paired layout it unpacks to.
+    pix2pix = run_cli("data.download", "facades", "--data-dir", str(tmp_path), timeout=60, check=False)
+    assert pix2pix.returncode == 1
+    last = pix2pix.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: could not download facades from http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/facades.tar.gz ("
+    )
+    assert last.endswith(f"so that {tmp_path}/facades/train and val (or test) exist")
+    assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_inception_metrics_without_weights_fail_fast_with_the_remedy(tiny_data_dir: Path, tmp_path: Path) -> None:

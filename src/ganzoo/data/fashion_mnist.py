@@ -180,3 +180,19 @@ class FashionMNISTDataModule(FashionMNISTSource, ImageDataModule):
             train = split == "train"
             sets.append(TensorImageDataset(images, labels, self.image_size, self.channels, train=train, flip=self.flip))
         return sets[0], sets[1]
+
+
+class FashionMNISTTranslationSource(FashionMNISTSource):
+    """What the translation tasks made of Fashion-MNIST share (``data=fmnist_domains``, ``data=fmnist_edges``): the
+    idx files (see :class:`FashionMNISTSource`) and the labelled data their evaluator classifier trains on."""
+
+    image_size: int
+    channels: int
+
+    def evaluator_data(self) -> FashionMNISTDataModule:
+        """All of Fashion-MNIST at this resolution: what the evaluator classifier trains on (10 classes), so
+        translations are judged by the same classifier as every other Fashion-MNIST run."""
+        return FashionMNISTDataModule(
+            data_dir=str(self.data_dir), image_size=self.image_size, channels=self.channels,
+            system_dir=str(self.system_dir) if self.system_dir else None, download=self.download,
+        )  # fmt: skip

@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 
 from ganzoo.data.fashion_mnist import NUM_CLASSES as FASHION_MNIST_CLASSES
-from ganzoo.data.fashion_mnist import SYSTEM_DIR, FashionMNISTDataModule, FashionMNISTSource, load_split
+from ganzoo.data.fashion_mnist import SYSTEM_DIR, FashionMNISTTranslationSource, load_split
 from ganzoo.data.tensor_dataset import TensorImageDataset
 from ganzoo.data.translation import SPLITS, DomainSets
 from ganzoo.data.unpaired import UnpairedDataModule
 from ganzoo.errors import ConfigError, DataError
 
 
-class FashionMNISTDomainsDataModule(FashionMNISTSource, UnpairedDataModule):
+class FashionMNISTDomainsDataModule(FashionMNISTTranslationSource, UnpairedDataModule):
     """An offline translation task on Fashion-MNIST: domain A = class ``class_a``, domain B = class ``class_b``.
 
     Nothing is paired and no image is in both domains: domain A takes class ``class_a`` from the first
@@ -23,6 +23,7 @@ class FashionMNISTDomainsDataModule(FashionMNISTSource, UnpairedDataModule):
     finds them (``data_dir``, ``system_dir``, then a download: see
     :class:`~ganzoo.data.fashion_mnist.FashionMNISTFiles`). Images are resized to ``image_size``;
     no crop, and flips only with ``flip``. In :meth:`domain_dataset`, labels are the class ids.
+    :meth:`evaluator_data` names all of Fashion-MNIST for the evaluator classifier.
     ``source_indices[(domain, split)]`` holds each domain image's index in its Fashion-MNIST split.
 
     Extra args:
@@ -63,14 +64,6 @@ class FashionMNISTDomainsDataModule(FashionMNISTSource, UnpairedDataModule):
     def target_class(self) -> int:
         """The class translations A -> B should be judged as (the evaluation's class accuracy)."""
         return self.class_b
-
-    def evaluator_data(self) -> FashionMNISTDataModule:
-        """All of Fashion-MNIST at this resolution: what the evaluator classifier trains on (10 classes), so
-        translations are judged by the same classifier as every other Fashion-MNIST run."""
-        return FashionMNISTDataModule(
-            data_dir=str(self.data_dir), image_size=self.image_size, channels=self.channels,
-            system_dir=str(self.system_dir) if self.system_dir else None, download=self.download,
-        )  # fmt: skip
 
     def _build_domains(self) -> DomainSets:
         files = self.files.locate()

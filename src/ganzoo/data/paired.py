@@ -15,13 +15,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import check_load_size
-from ganzoo.data.download import CYCLEGAN_DATASETS
+from ganzoo.data.download import DATASETS
 from ganzoo.data.folders import list_images
 from ganzoo.data.image_file import load_image
 from ganzoo.data.sampler import SampleKey, split_key
 from ganzoo.data.transforms import ResizeCropTransform, build_resize_crop_transform
-from ganzoo.data.translation import DOMAINS, SPLITS, DomainSets, TranslationDataModule
-from ganzoo.errors import ConfigError, DataError
+from ganzoo.data.translation import DOMAINS, SPLITS, DomainSets, TranslationDataModule, check_direction
+from ganzoo.errors import DataError
 
 #: Pairs shown when file names do not match.
 _SHOWN = 3
@@ -132,6 +132,10 @@ class PairedImageDataModule(TranslationDataModule):
     * ``A/train`` + ``B/train`` (and ``A/val`` + ``B/val``, or ``test``), pairs matched by file name
       (suffix ignored; images searched recursively).
 
+    The official pix2pix sets have their own configs (``data=facades``, ...), fetched by
+    ``python -m ganzoo.data.download <name>``. A folder in the unpaired CycleGAN layout (trainA, trainB) is
+    refused with the config that reads it.
+
     The val split is ``val`` if present, else ``test``. Training images are stretched to ``load_size``
     squares, and both images of a pair get the same random ``image_size`` crop and (with ``flip``) the
     same mirror; val images are stretched to ``image_size``. ``direction="BtoA"`` swaps the domains, so
@@ -143,6 +147,7 @@ class PairedImageDataModule(TranslationDataModule):
     Other args: see :class:`~ganzoo.data.base.ImageDataModule`.
     """
 
+    paired = True
     dataset_name = "paired images"
     short_name = "paired"
     cpu_num_workers = 2
@@ -162,15 +167,16 @@ class PairedImageDataModule(TranslationDataModule):
             data_dir=data_dir, image_size=image_size, channels=channels, flip=flip, batch_size=batch_size, **kwargs
         )
         check_load_size(load_size, image_size)
-        if direction not in ("AtoB", "BtoA"):
-            raise ConfigError(f"data.direction must be AtoB or BtoA, got {direction!r}: set data.direction=AtoB")
         self.load_size = load_size
-        self.direction = direction
+        self.direction = check_direction(direction)
 
     def _missing(self, what: str) -> DataError:
+        if self._has_unpaired_layout():
+            return self._unpaired_layout_error()
+        name = self.data_dir.name
         fix = "or set data.data_dir=<dataset folder>"
-        if self.data_dir.name in CYCLEGAN_DATASETS:
-            fix += f", or run `python -m ganzoo.data.download {self.data_dir.name} --data-dir {self.data_dir.parent}`"
+        if name in DATASETS and DATASETS[name].layout == "paired":
+            fix += f", or run `python -m ganzoo.data.download {name} --data-dir {self.data_dir.parent}`"
         problem = "does not exist" if not self.data_dir.is_dir() else f"has no {what}"
         return DataError(
             f"{self.data_dir} {problem}: put A|B side-by-side images in {self.data_dir}/train and "
@@ -178,10 +184,33 @@ class PairedImageDataModule(TranslationDataModule):
             f"{self.data_dir}/B/train (and val or test), {fix}"
         )
 
+    def _has_unpaired_layout(self) -> bool:
+        """Whether ``data_dir`` holds CycleGAN's trainA/trainB and neither paired layout (train/, A/ or B/)."""
+        root = self.data_dir
+        paired = any((root / name).is_dir() for name in ("train", "A", "B"))
+        return not paired and any((root / name).is_dir() for name in ("trainA", "trainB"))
+
+    def _unpaired_layout_error(self) -> DataError:
+        """The folder holds unpaired domains: name the config that reads them, on this very folder."""
+        name = self.data_dir.name
+        if f"{name}_unpaired" in DATASETS:  # facades, maps, cityscapes: the CycleGAN copy of a pix2pix set
+            config = f"{name}_unpaired"
+        elif name in DATASETS and DATASETS[name].layout == "unpaired":
+            config = name
+        else:
+            config = "unpaired"
+        return DataError(
+            f"{self.data_dir} holds the unpaired CycleGAN layout (trainA, trainB), not aligned pairs: "
+            f"train an unpaired model on it with data={config} data.data_dir={self.data_dir}, or point "
+            "data.data_dir at a folder of pairs (train/ with A|B side by side, or A/train + B/train)"
+        )
+
     def check_available(self) -> None:
-        """The dataset folder must exist (its layout is checked when it is read)."""
+        """The dataset folder must exist and not be in the unpaired layout (the rest is checked when it is read)."""
         if not self.data_dir.is_dir():
             raise self._missing("images")
+        if self._has_unpaired_layout():
+            raise self._unpaired_layout_error()
 
     def _pairs(self, split: str) -> list[tuple[Path, Path | None]]:
         root = self.data_dir

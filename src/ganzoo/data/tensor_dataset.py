@@ -1,4 +1,4 @@
-"""A dataset whose images all sit in memory as one uint8 tensor (MNIST-like, CIFAR)."""
+"""Datasets whose images all sit in memory as one uint8 tensor (MNIST-like, CIFAR), alone or as aligned pairs."""
 
 from __future__ import annotations
 
@@ -67,3 +67,37 @@ class TensorImageDataset(Dataset):
         digest = hashlib.sha1(self.images.numpy().tobytes())
         digest.update(self.labels.numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+class TensorPairDataset(Dataset):
+    """``(image_A, image_B)`` items of two aligned :class:`TensorImageDataset`: item i is (A[i], B[i]), float32
+    (channels, image_size, image_size) in [-1, 1] each, labels dropped.
+
+    One crop and flip is drawn per item from its seed and applied to both images (the transform's ``pair``), so
+    the pair stays aligned. Both sets must hold as many images, of one shape, under the same transform.
+    """
+
+    def __init__(self, domain_a: TensorImageDataset, domain_b: TensorImageDataset) -> None:
+        if domain_a.images.shape != domain_b.images.shape or domain_a.transform != domain_b.transform:
+            raise ValueError(
+                f"the domains of a pair set differ: {tuple(domain_a.images.shape)} {domain_a.transform} and "
+                f"{tuple(domain_b.images.shape)} {domain_b.transform}"
+            )
+        self.domain_a = domain_a
+        self.domain_b = domain_b
+
+    def __len__(self) -> int:
+        return len(self.domain_a)
+
+    def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = split_key(key)
+        return self.domain_a.transform.pair(self.domain_a.images[index], self.domain_b.images[index], seed)
+
+    def without_augmentation(self) -> TensorPairDataset:
+        """The same pairs with the deterministic transform."""
+        return TensorPairDataset(self.domain_a.without_augmentation(), self.domain_b.without_augmentation())
+
+    def fingerprint(self) -> str:
+        """A digest of both domains' images and labels."""
+        both = f"{self.domain_a.fingerprint()}\0{self.domain_b.fingerprint()}"
+        return hashlib.sha1(both.encode()).hexdigest()[:16]

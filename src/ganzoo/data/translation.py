@@ -18,10 +18,20 @@ from ganzoo.errors import ConfigError
 #: The two domains and the two splits of a translation dataset.
 DOMAINS = ("A", "B")
 SPLITS = ("train", "val")
+#: The values of a paired data module's ``direction``: which domain is the input.
+DIRECTIONS = ("AtoB", "BtoA")
 
 #: ``{(domain, split): dataset}`` for domain in :data:`DOMAINS` and split in :data:`SPLITS`; items are
 #: ``(image, label)`` and the train sets offer ``without_augmentation()``.
 DomainSets = dict[tuple[str, str], Dataset]
+
+
+def check_direction(direction: str, key: str = "data.direction") -> str:
+    """``direction`` when it is one of :data:`DIRECTIONS`; a ConfigError naming ``key`` (where it was set)
+    otherwise."""
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"{key}={direction!r}: use AtoB or BtoA, e.g. {key}=AtoB")
+    return direction
 
 
 class TranslationDataModule(ImageDataModule):
@@ -33,6 +43,11 @@ class TranslationDataModule(ImageDataModule):
     (FID) are those of the translation target. ``num_classes`` is 0.
     """
 
+    #: Whether item i of domain A and item i of domain B of a split (:meth:`domain_dataset`) are an aligned
+    #: pair, two depictions of the same thing, and so are the two images of each train and val item: what
+    #: pix2pix and paired metrics (comparing a translation with its own target) need. False: the domains are
+    #: independent collections (CycleGAN), and only distribution metrics apply.
+    paired: ClassVar[bool] = False
     dataset_num_classes: ClassVar[int | None] = 0
     dataset_name = "translation dataset"
     short_name = "translation"

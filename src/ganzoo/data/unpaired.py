@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ganzoo.data.base import check_load_size, dataset_fingerprint, without_augmentation
-from ganzoo.data.download import CYCLEGAN_DATASETS
+from ganzoo.data.download import DATASETS
 from ganzoo.data.folders import ImageFileDataset, list_images
 from ganzoo.data.image_file import IMAGE_EXTENSIONS
 from ganzoo.data.sampler import SampleKey, draw_seed, item_generator, split_key
@@ -99,7 +99,7 @@ class UnpairedDataModule(TranslationDataModule):
 
 def _missing_folder_error(folder: Path, data_dir: Path, what: str) -> DataError:
     fix = f"put {what} there (layout: {data_dir}/trainA, trainB, testA, testB), or set data.data_dir=<dataset folder>"
-    if data_dir.name in CYCLEGAN_DATASETS:
+    if data_dir.name in DATASETS and DATASETS[data_dir.name].layout == "unpaired":
         # The download is the fix most users need, so it comes first.
         fix = f"run `python -m ganzoo.data.download {data_dir.name} --data-dir {data_dir.parent}`, or {fix}"
     state = "does not exist" if not folder.is_dir() else f"contains no images ({', '.join(IMAGE_EXTENSIONS)})"
@@ -118,7 +118,8 @@ def domain_files(data_dir: Path, folder: str, what: str) -> list[Path]:
 class UnpairedImageFolderDataModule(UnpairedDataModule):
     """The official CycleGAN layout: ``data_dir/trainA``, ``trainB``, ``testA``, ``testB`` (searched recursively).
 
-    ``python -m ganzoo.data.download horse2zebra`` (and the other official names) writes this layout.
+    ``python -m ganzoo.data.download horse2zebra`` (and the other official CycleGAN names; facades, maps and
+    cityscapes as ``facades_unpaired``, ...) writes this layout.
     Images of any mode are converted to ``channels``. Training images are stretched to ``load_size``
     squares, randomly cropped to ``image_size`` and, with ``flip``, randomly mirrored; val images (and
     :meth:`domain_dataset` of either split) are stretched to ``image_size`` directly, like the official

@@ -13,17 +13,28 @@ from omegaconf import OmegaConf
 
 from ganzoo.callbacks import EvaluationCallback, NonFiniteGuard, PreemptionCheckpoint, RunSummary
 from ganzoo.cli import CONFIG_DIR, instantiate_group
-from ganzoo.data.download import CYCLEGAN_DATASETS
+from ganzoo.data.download import DATASETS
 from ganzoo.metrics.evaluation import instantiate_for_data
 from ganzoo.train import compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
 
-@pytest.mark.parametrize("name", CYCLEGAN_DATASETS)
+#: The official direction of each pix2pix set whose input is its B side (the rest translate A to B).
+BTOA = {"facades", "cityscapes"}
+#: The DataModule that reads each layout of the download table.
+LAYOUT_MODULES = {
+    "paired": "ganzoo.data.paired.PairedImageDataModule",
+    "unpaired": "ganzoo.data.unpaired.UnpairedImageFolderDataModule",
+    "images": "ganzoo.data.folders.ImageFolderDataModule",
+}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
 def test_every_downloadable_dataset_has_a_data_config(name: str, tmp_path: Path, monkeypatch) -> None:
     """``data=<name>`` composes for every name ``python -m ganzoo.data.download`` fetches, points at the folder
-    the download writes, and builds its DataModule (nothing is read from disk before ``setup``)."""
+    the download writes, reads the layout the download table announces, and builds its DataModule (nothing is
+    read from disk before ``setup``)."""
     monkeypatch.setenv("GANZOO_DATA", str(tmp_path))
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name="train", overrides=[f"data={name}"])
@@ -34,8 +45,17 @@ def test_every_downloadable_dataset_has_a_data_config(name: str, tmp_path: Path,
     # None of these datasets is labelled, so no evaluator classifier can be trained on them.
     assert cfg.data.num_classes == 0
     assert cfg.metrics.evaluation.extractor._target_.endswith("InceptionFeatures")
+    dataset = DATASETS[name]
+    assert cfg.data._target_ == LAYOUT_MODULES[dataset.layout]
+    if dataset.layout == "paired":
+        assert cfg.data.direction == ("BtoA" if name in BTOA else "AtoB")
+    # The config's comment says how to get the data.
+    comment = (Path(CONFIG_DIR) / "data" / f"{name}.yaml").read_text()
+    assert f"python -m ganzoo.data.download {name}`" in comment
     datamodule = instantiate(cfg.data)
     assert isinstance(datamodule, LightningDataModule)
+    if dataset.layout != "images":
+        assert datamodule.paired == (dataset.layout == "paired")
     assert not any(tmp_path.iterdir())  # building it read or wrote nothing
 
 

@@ -163,13 +163,20 @@ def test_paired_gets_the_same_crop_and_flip(tmp_path: Path, split_dirs: bool) ->
     check_pair_batch(next(iter(dm.train_dataloader())), 2, 3, SIZE)
     check_pair_batch(next(iter(dm.val_dataloader())), 2, 3, SIZE)
     train = dm.train_set
-    seen = set()
-    for seed in range(12):
+    seen, flips = set(), 0
+    for seed in range(24):
         a, b = train[(1, seed)]
         # B = 255 - A pixel for pixel, so a + b is ~0 only where both were cropped and flipped alike.
         assert (a + b).abs().max() <= 2 / 127.5
+        # The images are not mirror-symmetric: mirroring one side only would break that.
+        assert (a + b.flip(-1)).abs().max() > 0.5
         seen.add(a.sum().item())
-    assert len(seen) > 2, "crops and flips should vary with the seed"
+        flips += train.transform.draw(seed, LOAD, LOAD).flip
+    assert len(seen) > 12, "crops and flips should vary with the seed"
+    assert 4 <= flips <= 20, "about half the items should be mirrored"
+    # Every item of an epoch through the real loader (sampler keys, workers' batches) stays aligned too.
+    for real_a, real_b in dm.train_dataloader():
+        assert (real_a + real_b).abs().max() <= 2 / 127.5
     a_val, b_val = dm.val_set[0]
     assert (a_val + b_val).abs().max() <= 2 / 127.5
     swapped = PairedImageDataModule(str(root), image_size=SIZE, load_size=LOAD, direction="BtoA")
@@ -178,6 +185,42 @@ def test_paired_gets_the_same_crop_and_flip(tmp_path: Path, split_dirs: bool) ->
     a, b = train[(1, 5)]
     assert torch.equal(sa, b) and torch.equal(sb, a)
     assert torch.equal(swapped.eval_dataset("val")[0][0], dm.domain_dataset("A", "val")[0][0])
+
+
+@pytest.mark.parametrize(
+    ("folder", "config"),
+    [("facades", "facades_unpaired"), ("horse2zebra", "horse2zebra"), ("mine", "unpaired")],
+)
+def test_paired_data_refuses_the_unpaired_layout_and_names_the_config_that_reads_it(
+    tmp_path: Path, folder: str, config: str
+) -> None:
+    root = write_unpaired_folders(tmp_path / folder, n_train_a=2, n_train_b=2, n_test_a=1, n_test_b=1)
+    dm = PairedImageDataModule(str(root), image_size=SIZE, load_size=LOAD)
+    expected = (
+        f"{root} holds the unpaired CycleGAN layout (trainA, trainB), not aligned pairs: train an unpaired model on "
+        f"it with data={config} data.data_dir={root}, or point data.data_dir at a folder of pairs (train/ with A|B "
+        "side by side, or A/train + B/train)"
+    )
+    for step in (dm.check_available, dm.setup):
+        with pytest.raises(DataError) as e:
+            step()
+        assert str(e.value) == expected
+    # The fix works: the named config reads the folder.
+    fixed = UnpairedImageFolderDataModule(str(root), image_size=SIZE, load_size=LOAD, batch_size=1)
+    fixed.check_available()
+    fixed.setup()
+    assert not fixed.paired and len(fixed.train_set) == 2
+
+
+def test_missing_paired_data_offers_the_download_of_official_pix2pix_sets_only(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as official:
+        PairedImageDataModule(str(tmp_path / "facades")).check_available()
+    assert str(official.value).endswith(
+        f"or set data.data_dir=<dataset folder>, or run `python -m ganzoo.data.download facades --data-dir {tmp_path}`"
+    )
+    with pytest.raises(DataError) as cyclegan:  # horse2zebra is unpaired: its download would not help here
+        PairedImageDataModule(str(tmp_path / "horse2zebra")).check_available()
+    assert str(cyclegan.value).endswith("or set data.data_dir=<dataset folder>")
 
 
 def test_paired_mismatched_names_are_listed(tmp_path: Path) -> None:
@@ -227,7 +270,18 @@ def test_safe_extract_refuses_paths_outside_the_target(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["horse2zebra", "mini_pix2pix", "fmnist_domains", "unpaired", "paired", "image_folder"]
+    "name",
+    [
+        "horse2zebra",
+        "mini_pix2pix",
+        "facades",
+        "facades_unpaired",
+        "fmnist_domains",
+        "fmnist_edges",
+        "unpaired",
+        "paired",
+        "image_folder",
+    ],
 )
 def test_data_configs_compose(name: str) -> None:
     from hydra import compose, initialize_config_dir
@@ -235,16 +289,19 @@ def test_data_configs_compose(name: str) -> None:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
         cfg = compose(config_name="train", overrides=[f"data={name}"])
     data = cfg.data
-    # Unlabelled images select Inception FID/IS by themselves; fmnist_domains has a labelled evaluator.
+    # Unlabelled images select Inception FID/IS by themselves; the Fashion-MNIST tasks have a labelled evaluator.
     extractor = cfg.metrics.evaluation.extractor._target_
     assert extractor == (
-        "ganzoo.metrics.ClassifierFeatures" if name == "fmnist_domains" else "ganzoo.metrics.InceptionFeatures"
+        "ganzoo.metrics.ClassifierFeatures" if name.startswith("fmnist") else "ganzoo.metrics.InceptionFeatures"
     )
     assert data.name.replace("_", "").isalnum()
     assert data._target_.startswith("ganzoo.data.")
-    if name in ("horse2zebra", "mini_pix2pix"):
+    if name in ("horse2zebra", "mini_pix2pix", "facades", "facades_unpaired"):
         assert data.name == name and data.data_dir == f"{cfg.paths.data_dir}/{name}"
         assert data.batch_size == 1 and data.load_size == 286
+    if name == "fmnist_edges":
+        assert data.data_dir == cfg.paths.data_dir and data.direction == "AtoB"
+        assert (data.image_size, data.channels, data.batch_size, data.flip) == (32, 1, 32, False)
 
 
 def test_run_config_of_an_older_checkpoint_builds_the_moved_fashion_mnist_domains(
