@@ -1,4 +1,5 @@
-"""Translation sheets: real / translated / reconstructed images of fixed examples of both domains."""
+"""Translation sheets of fixed val examples: a cycle for models that translate both ways (CycleGAN), input / output /
+target for one-way models (pix2pix)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ from ganzoo.callbacks.image_sheet import ImageSheetCallback
 from ganzoo.images import image_grid, to_uint8
 from ganzoo.sampling import ImageToImage
 
+#: Columns of a model that translates both ways: each domain's images, their translations and back again.
 COLUMNS = ("real_A", "fake_B", "rec_A", "real_B", "fake_A", "rec_B")
+#: Columns of a one-way model on paired data: the input, its translation and the target of the pair.
+ONE_WAY_COLUMNS = ("input", "output", "target")
 
 
 class TranslationGrid(ImageSheetCallback):
-    """For :class:`~ganzoo.sampling.ImageToImage` models (CycleGAN): every ``every_n_steps`` generator updates,
-    at the start and at the end, write ``<dirpath>/step_XXXXXXX.png`` (and ``last.png``), one row per example:
-    real_A | fake_B | rec_A | real_B | fake_A | rec_B.
+    """For :class:`~ganzoo.sampling.ImageToImage` models: every ``every_n_steps`` generator updates, at the start
+    and at the end, write ``<dirpath>/step_XXXXXXX.png`` (and ``last.png``), one row per example:
+    real_A | fake_B | rec_A | real_B | fake_A | rec_B for a model that translates both ways (CycleGAN), and
+    input | output | target for a model that translates one way (pix2pix; on paired data, the target is the
+    input's own pair).
 
     The examples are the first ``num_examples`` val images of each domain (``datamodule.fixed_examples``).
     The sheet goes to the loggers too; with W&B also as a table with one row per example and one image
@@ -35,10 +41,19 @@ class TranslationGrid(ImageSheetCallback):
         if isinstance(pl_module, ImageToImage) and fixed is not None and self.examples is None:
             self.examples = fixed(self.num_examples)
 
+    @staticmethod
+    def columns(pl_module: ImageToImage) -> tuple[str, ...]:
+        """The sheet's columns for ``pl_module``: :data:`COLUMNS` or :data:`ONE_WAY_COLUMNS`."""
+        return COLUMNS if set(pl_module.directions) == {"AtoB", "BtoA"} else ONE_WAY_COLUMNS
+
     def stages(self, pl_module: ImageToImage) -> list[torch.Tensor]:
-        """The six image batches of the sheet, in :data:`COLUMNS` order, each (n, C, H, W) in [-1, 1]."""
+        """The image batches of the sheet, in :meth:`columns` order, each (n, C, H, W) in [-1, 1]."""
         assert self.examples is not None
         real_a, real_b = self.examples
+        if self.columns(pl_module) == ONE_WAY_COLUMNS:
+            # The DataModule's pairs already run in the model's direction: A is the input, B the target.
+            output = pl_module.translate(real_a, pl_module.directions[0])
+            return [real_a.to(output.device), output, real_b.to(output.device)]
         fake_b = pl_module.translate(real_a, "AtoB")
         fake_a = pl_module.translate(real_b, "BtoA")
         real_a, real_b = real_a.to(fake_b.device), real_b.to(fake_a.device)  # beside the translations
@@ -57,13 +72,13 @@ class TranslationGrid(ImageSheetCallback):
     def sheet(self, trainer: Trainer, pl_module: LightningModule) -> tuple[torch.Tensor, str] | None:
         if self.examples is None:
             return None
-        stages = self.stages(pl_module)
-        self._log_table(trainer, stages, trainer.global_step)
-        rows = torch.stack(stages, dim=1).flatten(0, 1)  # example by example, the six stages side by side
-        return image_grid(rows, nrow=len(COLUMNS)), " | ".join(COLUMNS)
+        stages, columns = self.stages(pl_module), self.columns(pl_module)
+        self._log_table(trainer, stages, columns, trainer.global_step)
+        rows = torch.stack(stages, dim=1).flatten(0, 1)  # example by example, the stages side by side
+        return image_grid(rows, nrow=len(columns)), " | ".join(columns)
 
     @staticmethod
-    def _log_table(trainer: Trainer, stages: list[torch.Tensor], step: int) -> None:
+    def _log_table(trainer: Trainer, stages: list[torch.Tensor], columns: tuple[str, ...], step: int) -> None:
         loggers = [logger for logger in trainer.loggers if isinstance(logger, WandbLogger)]
         if not loggers:
             return
@@ -72,4 +87,4 @@ class TranslationGrid(ImageSheetCallback):
         arrays = [to_uint8(stage).permute(0, 2, 3, 1).squeeze(-1).cpu().numpy() for stage in stages]
         data = [[wandb.Image(column[i]) for column in arrays] for i in range(len(arrays[0]))]
         for logger in loggers:
-            logger.log_table(key="translation_table", columns=list(COLUMNS), data=data, step=step)
+            logger.log_table(key="translation_table", columns=list(columns), data=data, step=step)

@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganzoo.data.translation import DIRECTIONS, check_direction
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.schedules import linear_decay_schedules
-from ganzoo.models.translation import DIRECTIONS, check_direction, translate_with
+from ganzoo.models.translation import translate_with
 
 
 class CycleGAN(GANModule):
@@ -86,7 +87,7 @@ class CycleGAN(GANModule):
         return getattr(self._generator(direction), "size_multiple", 1)
 
     def _generator(self, direction: str) -> nn.Module:
-        return self.generator_a2b if check_direction(direction) == "AtoB" else self.generator_b2a
+        return self.generator_a2b if check_direction(direction, "direction") == "AtoB" else self.generator_b2a
 
     # ----------------------------------------------------------------------- training
     def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[Any]]:

@@ -9,11 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganzoo.data.translation import check_direction
 from ganzoo.errors import ConfigError
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.schedules import linear_decay_schedules
-from ganzoo.models.translation import check_direction, translate_with
+from ganzoo.models.translation import translate_with
 
 
 class Pix2Pix(GANModule):
@@ -69,7 +70,7 @@ class Pix2Pix(GANModule):
     ) -> None:
         super().__init__(channels_last=channels_last, compile=compile)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
-        self.direction = check_direction(direction)
+        self.direction = check_direction(direction, "model.direction")
         self.generator = generator()
         self.discriminator = discriminator()
         self.loss = adversarial_loss(gan_mode)
@@ -98,7 +99,7 @@ class Pix2Pix(GANModule):
         return getattr(self.generator, "size_multiple", 1)
 
     def _check_direction(self, direction: str | None) -> None:
-        if direction is not None and check_direction(direction) != self.direction:
+        if direction is not None and check_direction(direction, "direction") != self.direction:
             raise ConfigError(
                 f"this pix2pix model translates {self.direction} only (data.direction={self.direction} in training): "
                 f"use direction={self.direction}, or train another model with data.direction={direction}"

@@ -1,5 +1,6 @@
-"""What the image-to-image models share: the directions, running a generator for translation (eval mode, or the
-pix2pix test protocol), and one lone generator as a translation model."""
+"""What the image-to-image models share: running a generator for translation (eval mode, or the pix2pix test
+protocol), and one lone generator as a translation model. The directions and their check are the data's
+(:mod:`ganzoo.data.translation`)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ganzoo.data.translation import check_direction
 from ganzoo.errors import ConfigError
 from ganzoo.nets.sync_batchnorm import local_statistics
-
-#: Translation directions: domain A to B, and B to A.
-DIRECTIONS = ("AtoB", "BtoA")
-
-
-def check_direction(direction: str) -> str:
-    """``direction`` when it is ``"AtoB"`` or ``"BtoA"``; a ConfigError otherwise."""
-    if direction not in DIRECTIONS:
-        raise ConfigError(f"direction={direction!r}: use AtoB or BtoA")
-    return direction
 
 
 @contextmanager
@@ -106,7 +98,7 @@ class OneWayTranslator(nn.Module):
     ) -> None:
         super().__init__()
         self.generator = generator
-        self.direction = check_direction(direction)
+        self.direction = check_direction(direction, "direction")
         self.source = source
         self.eval_mode = eval_mode
 
@@ -135,7 +127,7 @@ class OneWayTranslator(nn.Module):
         return getattr(self._checked(direction or self.direction), "size_multiple", 1)
 
     def _checked(self, direction: str) -> nn.Module:
-        if check_direction(direction) != self.direction:
+        if check_direction(direction, "direction") != self.direction:
             other = "G_B" if self.direction == "AtoB" else "G_A"
             raise ConfigError(
                 f"{self.source} holds one generator, which translates {self.direction} only: use "

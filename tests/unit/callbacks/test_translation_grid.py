@@ -75,3 +75,31 @@ def test_without_fixed_examples_or_a_translation_model_nothing_is_written(tmp_pa
     pairs = torch.rand(4, 1, SIZE, SIZE) * 2 - 1, torch.rand(4, 1, SIZE, SIZE) * 2 - 1
     quiet_trainer(tmp_path, max_steps=2, callbacks=[grid]).fit(tiny_cyclegan(), DataLoader(TensorDataset(*pairs)))
     assert grid.last_written is None and not (tmp_path / "translations").exists()
+
+
+def test_a_one_way_model_gets_input_output_and_target_of_each_val_pair(tmp_path: Path) -> None:
+    from ganzoo.data.paired import PairedImageDataModule
+    from tests.builders import tiny_pix2pix
+    from tests.data.writers import write_aligned_pairs
+
+    side = 32  # the smallest side a U-Net takes
+    root = write_aligned_pairs(tmp_path / "pairs", n_train=2, n_val=3, size=side)
+    data = PairedImageDataModule(
+        str(root), image_size=side, load_size=side, channels=1, flip=False, batch_size=1, num_workers=0
+    )
+    model = tiny_pix2pix()
+    translations = TranslationGrid(every_n_steps=5, num_examples=3)
+    quiet_trainer(tmp_path, max_steps=1, callbacks=[translations]).fit(model, datamodule=data)
+
+    grid = read_png(tmp_path / "translations" / "last.png")
+    step = side + 2
+    assert grid.shape == (1, 3 * step + 2, 3 * step + 2)  # 3 examples; input | output | target
+    inputs, targets = data.fixed_examples(3)
+    expected = [inputs, model.translate(inputs), targets]
+    for column, images in enumerate(expected):
+        for row in range(3):
+            top, left = 2 + row * step, 2 + column * step
+            shown = grid[:, top : top + side, left : left + side].short()
+            assert (shown - to_uint8(images[row]).short()).abs().max() <= 1, (row, column)
+    # The targets are the inputs' own pairs (B = 255 - A in these files).
+    assert (to_uint8(targets).short() + to_uint8(inputs).short() - 255).abs().max() <= 1
