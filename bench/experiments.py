@@ -1,6 +1,6 @@
 """``python -m bench.experiments`` (``make results``): train the README's experiments and write its results.
 
-For each experiment (``dcgan_fmnist``, the default run; ``cyclegan_fmnist``; ``biggan_fmnist``) it
+For each experiment (``dcgan_fmnist``, the default run; ``cyclegan_fmnist``; ``pix2pix_fmnist``; ``biggan_fmnist``) it
 
 1. trains ``python -m ganzoo.train experiment=<name>`` in a subprocess, in ``<runs dir>/<name>`` (a fresh
    directory: an earlier run there is removed first), and times it;
@@ -135,6 +135,31 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
             evaluate_key="val/fid_fmnist",
             loss_sums=(("train/loss_cycle_a", "train/loss_cycle_b"),),
+        ),
+        Experiment(
+            name="pix2pix_fmnist",
+            title="**pix2pix draws the item behind an edge map** (`python -m ganzoo.train experiment=pix2pix_fmnist`: "
+            "U-Net of 5 levels, batch 32, 6 epochs of 250 iterations, 3 at lr 2e-4, then 3 of linear decay). Values "
+            "for the 1,000 first test pairs: each output against its own target (L1 and PSNR on intensities in "
+            "[0, 1]), the evaluator's share of outputs in the class of the item the edges came from, and FID to the "
+            "test items",
+            rows=(
+                Row("val/l1", "`val/l1` (0: identical)"),
+                Row("val/psnr", "`val/psnr` (dB)"),
+                Row("val/ssim", "`val/ssim` (max 1)"),
+                Row("val/class_accuracy_fmnist", "`val/class_accuracy_fmnist` (share in the source's class)"),
+                Row("val/fid_fmnist", "`val/fid_fmnist` to the test items"),
+            ),
+            sheets=(
+                Sheet(
+                    "translations/last.png",
+                    "pix2pix_fmnist.png",
+                    3,
+                    "Each row, for a fixed test pair: the edge map (input) | pix2pix's output | the item the edges "
+                    "were computed from (target) (`translations/last.png` of that run, enlarged 3x).",
+                ),
+            ),
+            evaluate_key="val/psnr",
         ),
         Experiment(
             name="biggan_fmnist",
