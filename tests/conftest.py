@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.data.writers import (
+    write_aligned_pairs,
     write_cifar10,
     write_cifar100,
     write_fashion_mnist,
@@ -48,13 +49,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``paths.data_dir`` holding tiny Fashion-MNIST, CIFAR-10/100 and an image folder in their real formats."""
+    """A ``paths.data_dir`` holding tiny Fashion-MNIST, CIFAR-10/100, an image folder, horse2zebra (unpaired) and
+    facades (paired) in their real formats."""
     root = tmp_path_factory.mktemp("data")
     write_fashion_mnist(root, n_train=256, n_test=64)
     write_cifar10(root, n_train=64, n_test=32)
     write_cifar100(root, n_train=200, n_test=100)
     write_image_folder(root / "images", n=72, size=(80, 72))
     write_unpaired_folders(root / "horse2zebra", n_train_a=6, n_train_b=5, n_test_a=3, n_test_b=2)
+    write_aligned_pairs(root / "facades", n_train=6, n_val=4, size=72)  # pix2pix's layout: A|B side by side
     return root
 
 

@@ -25,6 +25,7 @@ EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.y
 
 def test_experiments_are_found() -> None:
     expected = {"dcgan_fmnist", "dcgan_cifar10", "dcgan_folder", "cyclegan_fmnist", "cyclegan_horse2zebra"}
+    expected |= {"pix2pix_fmnist", "pix2pix_facades"}
     assert expected | {"biggan_cifar10", "biggan_fmnist", "biggan_imagenet128"} <= set(EXPERIMENTS)
 
 
@@ -44,6 +45,10 @@ def tiny_data_overrides(experiment: str, tiny_data_dir: Path, inception_weights:
             extra += ["model.generator.ngf=8", "model.discriminator.ndf=8"]
     if config.data.image_size > 64:  # the full recipe's 256 px crops take minutes on a CPU; the code path is the same
         extra += ["data.image_size=64", "data.load_size=72"]
+    if config.model._target_.endswith("Pix2Pix"):  # a U-Net deep enough for its images (1x1 at the bottom)
+        side = min(config.data.image_size, 64)
+        extra += [f"model.generator.num_downs={side.bit_length() - 1}", "data.batch_size=4", "data.num_workers=0"]
+        extra += ["model.generator.ngf=8", "model.discriminator.ndf=8"]
     if config.model._target_.endswith("BigGAN"):  # the recipes' widths and batches, shrunk to the tiny datasets
         extra += ["model.batch_size=4", "model.generator.ch=4", "model.discriminator.ch=4", "data.num_workers=0"]
         if config.data.num_classes > 100:  # ImageNet's 1000 classes; the tiny folder is unlabelled
@@ -61,7 +66,7 @@ def test_experiment_trains_on_tiny_data(
     extra = tiny_data_overrides(experiment, tiny_data_dir, random_inception_weights)
     config = compose_config([f"experiment={experiment}", *extra])
     inception = config.metrics.evaluation.extractor._target_.endswith("InceptionFeatures")
-    translation = config.model._target_.endswith("CycleGAN")
+    translation = config.model._target_.endswith(("CycleGAN", "Pix2Pix"))
     train_in_process(run_dir, f"experiment={experiment}", *QUIET, *extra)
     _, rows = read_rows(run_dir)
     name = "inception" if inception else "fmnist"
@@ -71,7 +76,7 @@ def test_experiment_trains_on_tiny_data(
     model = load_model(run_dir / "checkpoints" / "last.ckpt")
     if translation:
         side = config.data.image_size
-        images = model.translate(torch.rand(4, config.data.channels, side, side) * 2 - 1, "AtoB")
+        images = model.translate(torch.rand(4, config.data.channels, side, side) * 2 - 1, model.directions[0])
         folder = run_dir / "translations"
     else:
         images = model.generate(n=4)

@@ -130,3 +130,31 @@ def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
     assert set(single) == set(logged) and "val/kid_fmnist" in single
     for key, value in single.items():
         assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key
+
+
+def test_pix2pix_ddp_cpu_two_processes_keeps_identical_replicas_and_paired_metrics(
+    tiny_data_dir: Path, tmp_path: Path
+) -> None:
+    """experiment=pix2pix_fmnist (tiny networks) under two processes: both ranks hold the same weights, each loaded
+    half of the global batch, and the paired metrics of the 33 translations split 17 + 16 over the ranks equal what
+    one process computes from the checkpoint."""
+    run_dir = tmp_path / "run"
+    env = cli_env(tiny_data_dir, GANZOO_CACHE=str(tmp_path / "ddp-cache"))
+    overrides = ("experiment=pix2pix_fmnist", "trainer=ddp_cpu", *QUIET, *SMALL_NETS, "data.batch_size=8")
+    replicas = replica_overrides(tmp_path / "replicas")
+    run_cli(
+        "train", *overrides, "metrics.evaluation.num_samples=33", *replicas, f"hydra.run.dir={run_dir}", env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert assert_replicas_identical(tmp_path / "replicas")["batch_sizes"] == [4, 4, 4]
+
+    logged = {
+        k: float(r[k]) for r in read_rows(run_dir)[1] if int(r["step"]) == 3 for k in r if k.startswith("val/") and r[k]
+    }
+    assert {"val/l1", "val/psnr", "val/ssim", "val/class_accuracy_fmnist"} <= set(logged)
+    run_cli("evaluate", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", env=env)
+    single = json.loads((run_dir / "checkpoints" / "last_metrics.json").read_text())["metrics"]
+    assert set(single) == set(logged)
+    for key, value in single.items():
+        assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key

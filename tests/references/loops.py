@@ -50,6 +50,7 @@ from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.orthogonal import add_orthogonal_regularization
 from ganzoo.models.schedules import linear_decay
+from ganzoo.models.translation import dropout_seed, seeded_dropout
 
 
 def _device(net: nn.Module) -> torch.device:
@@ -232,7 +233,9 @@ class PlainPix2Pix:
 
     ``forward()`` once; D on the fake pair (detached) and then the real pair, loss halved; then G with D frozen on
     the GAN loss of the fake pair plus ``lambda_L1`` times the L1 distance to real_B. Adam for each network (no
-    image pool: the official ``pool_size=0``); :meth:`end_epoch` steps the linear decay schedule.
+    image pool: the official ``pool_size=0``); :meth:`end_epoch` steps the linear decay schedule. The official
+    code draws G's dropout masks from the global random state; here, as in ganzoo, from the seed
+    ``dropout_seed(run_seed, iteration)`` (the masks are as random, and the equality tests can match them).
     """
 
     def __init__(
@@ -248,10 +251,13 @@ class PlainPix2Pix:
         n_epochs_decay: int = 100,
         epoch_count: int = 1,
         autocast: torch.dtype | None = None,
+        run_seed: int | None = None,
     ) -> None:
         if gan_mode not in ("lsgan", "vanilla"):
             raise ValueError(f"gan_mode {gan_mode!r}: lsgan or vanilla")
         self.netG, self.netD = netG, netD
+        self.run_seed = torch.initial_seed() if run_seed is None else run_seed
+        self.iteration = 0
         self.gan_mode = gan_mode
         self.lambda_L1 = lambda_L1
         self.optimizer_G = torch.optim.Adam(netG.parameters(), lr=lr, betas=(beta1, beta2))
@@ -270,7 +276,9 @@ class PlainPix2Pix:
     def step(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         real_A, real_B = batch[0], batch[1]
         with _precision(self.device, self.autocast):
-            fake_B = self.netG(real_A)
+            with seeded_dropout(self.device, dropout_seed(self.run_seed, self.iteration)):
+                fake_B = self.netG(real_A)
+            self.iteration += 1
             # backward_D
             _requires_grad([self.netD], True)
             self.optimizer_D.zero_grad(set_to_none=True)

@@ -29,6 +29,14 @@ MODELS = {
         "model.discriminator.ndf=4",
         "data.batch_size=2",
     ],
+    "pix2pix": [
+        "experiment=pix2pix_fmnist",
+        "model.generator.num_downs=6",  # a level with dropout, whose masks are seeded every iteration
+        "data.image_size=64",
+        "model.generator.ngf=4",
+        "model.discriminator.ndf=4",
+        "data.batch_size=2",
+    ],
     "biggan": ["experiment=biggan_fmnist", "model.generator.ch=4", "model.discriminator.ch=4", "model.batch_size=2"],
 }
 

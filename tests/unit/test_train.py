@@ -18,10 +18,18 @@ from tests.conftest import QUIET, SMALL_NETS, TINY
 Train = Callable[..., dict[str, float]]
 
 
+#: pix2pix on the tiny Fashion-MNIST's edge maps: epochs of 4 iterations (so 6 iterations cross an epoch end and a
+#: learning-rate decay step), a U-Net with dropout (6 levels: 64 px).
+PIX2PIX = (
+    "experiment=pix2pix_fmnist", "model.n_epochs=1", "model.n_epochs_decay=1", "model.generator.num_downs=6",
+    "data.image_size=64", "data.batch_size=64",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("stop_at", "extra"),
-    [(3, ()), (4, ()), (3, ("trainer.limit_train_batches=2",))],
-    ids=["mid-epoch", "epoch-end", "short-epochs"],
+    [(3, ()), (4, ()), (3, ("trainer.limit_train_batches=2",)), (3, PIX2PIX)],
+    ids=["mid-epoch", "epoch-end", "short-epochs", "pix2pix"],
 )
 def test_resume_equals_uninterrupted_run(
     stop_at: int, extra: tuple[str, ...], train_in_process: Train, tmp_path: Path

@@ -14,7 +14,7 @@ from ganzoo.errors import ConfigError
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.schedules import linear_decay_schedules
-from ganzoo.models.translation import translate_with
+from ganzoo.models.translation import dropout_seed, seeded_dropout, translate_with
 
 
 class Pix2Pix(GANModule):
@@ -29,7 +29,8 @@ class Pix2Pix(GANModule):
     images for ``data.direction=BtoA``). As the official ``optimize_parameters``: ``fake_B = G(real_A)`` once;
     then the discriminator step on the real pair ``(real_A, real_B)`` and the fake pair ``(real_A, fake_B)``
     (detached), the loss halved; then the generator step (D frozen) on the adversarial loss of the fake pair plus
-    ``lambda_L1 * |fake_B - real_B|_1``. No history pool (the official ``pool_size=0``). Adam for each network;
+    ``lambda_L1 * |fake_B - real_B|_1``. The generator's dropout masks come from a seed of the run's seed, the
+    iteration and the process (:func:`~ganzoo.models.translation.dropout_seed`), so runs resume exactly. No history pool (the official ``pool_size=0``). Adam for each network;
     the learning rate stays for ``n_epochs`` epochs and then decays linearly to zero over ``n_epochs_decay``
     epochs, stepped at each epoch end.
 
@@ -125,7 +126,10 @@ class Pix2Pix(GANModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         real_a, real_b = batch[0], batch[1]
         opt_g, opt_d = self.optimizers()
-        fake_b = self.generator(real_a)
+        # Dropout masks from a seed of (run seed, iteration, rank): a resumed run draws the masks the uninterrupted
+        # one drew (the global random state is not in checkpoints).
+        with seeded_dropout(self.device, dropout_seed(torch.initial_seed(), self.global_step, self.global_rank)):
+            fake_b = self.generator(real_a)
 
         # The fake pair first, as the official backward_D (batch norms in D see the two pairs in that order).
         losses = {

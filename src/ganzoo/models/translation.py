@@ -52,6 +52,23 @@ def seeded_dropout(device: torch.device, seed: int | None) -> Iterator[None]:
         yield
 
 
+_MASK64 = 2**64 - 1
+
+
+def dropout_seed(run_seed: int, step: int, rank: int = 0) -> int:
+    """The seed of iteration ``step``'s dropout masks on process ``rank`` of a run seeded ``run_seed``, for
+    :func:`seeded_dropout`.
+
+    A pure function of the three integers (no state to checkpoint, no tensor, so nothing waits for a device): a
+    resumed run draws the masks of the uninterrupted one. SplitMix64's finalizer mixes them, so neighbouring
+    steps and ranks get unrelated seeds.
+    """
+    x = (run_seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + rank * 0x94D049BB133111EB + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) >> 1  # 63 bits: any torch seed
+
+
 @torch.no_grad()
 def translate_with(
     net: nn.Module, images: torch.Tensor, device: torch.device, *, eval_mode: bool = True, seed: int | None = 0

@@ -129,3 +129,18 @@ def test_a_users_experiment_adding_callbacks_keeps_guard_and_preemption_first(tm
     callbacks = instantiate_group(cfg.callbacks, built={"evaluation": None})
     assert isinstance(callbacks[0], NonFiniteGuard) and isinstance(callbacks[1], PreemptionCheckpoint)
     assert type(callbacks[-1]).__name__ == "LearningRateMonitor"
+
+
+def test_cyclegan_takes_the_unet_generator_as_docs_pix2pix_says(tmp_path: Path) -> None:
+    """The official CycleGAN option --netG unet_256, spelled as docs/pix2pix.md spells it."""
+    import torch
+
+    overrides = [
+        "model=cyclegan", "data=fmnist_domains", "model.generator._target_=ganzoo.nets.unet.UnetGenerator",
+        "~model.generator.n_blocks", "~model.generator.upsample", "+model.generator.num_downs=5",
+    ]  # fmt: skip
+    model = instantiate(compose_config(overrides, output_dir=str(tmp_path)).model)
+    generator = model.generator_a2b
+    assert type(generator).__name__ == "UnetGenerator" and generator.num_downs == 5
+    assert generator.norm == "instance" and not generator.use_dropout  # CycleGAN's own norm, no dropout
+    assert model.translate(torch.zeros(2, 1, 32, 32), "BtoA").shape == (2, 1, 32, 32)
