@@ -53,6 +53,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = instantiate(cfg.model, _convert_="all")
     model.model_config = OmegaConf.to_container(cfg.model, resolve=True)
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    model.check_data(datamodule)
 
     # In the order of conf/callbacks (the non-finite guard first), the metrics group's callback at `evaluation`.
     evaluation = None

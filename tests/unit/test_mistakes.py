@@ -82,6 +82,13 @@ MISTAKES = {
         absent=("metrics=classifier",),
         not_written=NOTHING_TRAINED,
     ),
+    # pix2pix on data without pairs: refused before the evaluator or anything else is built.
+    "pix2pix_on_unpaired_data": Mistake(
+        "train",
+        ("model=pix2pix", "data=fmnist_domains", *TRAIN_RUN),
+        ("model=pix2pix learns from aligned pairs and data=fmnist_ab is not paired", "data=fmnist_edges"),
+        not_written=NOTHING_TRAINED,
+    ),
     "image_folder_selects_inception": Mistake(
         "train",
         ("data=image_folder", NO_INCEPTION, *TRAIN_RUN),

@@ -86,6 +86,10 @@ class GANModule(LightningModule):
             batch, torch.Tensor, lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
         )
 
+    def check_data(self, datamodule: Any) -> None:
+        """Raise a ConfigError when ``datamodule`` cannot train this model (pix2pix needs pairs); the training
+        entry point calls it before anything else is built. Every model takes every DataModule here."""
+
     def split_over_processes(self, n: int, name: str) -> int:
         """This process's share of ``n``, a batch size of the whole run (``model.<name>``), under DDP."""
         world_size = self.trainer.world_size if self._trainer is not None else 1

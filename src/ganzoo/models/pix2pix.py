@@ -107,9 +107,9 @@ class Pix2Pix(GANModule):
             )
 
     # ----------------------------------------------------------------------- training
-    def on_fit_start(self) -> None:
-        datamodule = self.trainer.datamodule
-        if datamodule is not None and not getattr(datamodule, "paired", False):
+    def check_data(self, datamodule: Any) -> None:
+        """pix2pix learns from aligned pairs: a ConfigError for a DataModule that is not paired."""
+        if not getattr(datamodule, "paired", False):
             name = getattr(datamodule, "name", type(datamodule).__name__)
             raise ConfigError(
                 f"model=pix2pix learns from aligned pairs and data={name} is not paired: use a paired dataset, e.g. "
