@@ -3,11 +3,12 @@
 Two kinds of model, recognised with ``isinstance`` (the Protocols are runtime-checkable):
 
 - :class:`NoiseToImage` (DCGAN, BigGAN): ``generate(n, classes, truncation, seed)`` from latent noise;
-- :class:`ImageToImage` (CycleGAN, a lone CycleGAN generator): ``translate(images, direction)``.
+- :class:`ImageToImage` (CycleGAN, pix2pix, a lone official generator): ``translate(images, direction)``.
 
 The helpers build what several callers need alike: latents fixed by a seed (:func:`fixed_latents`), class
 labels cycled in order (:func:`cycled_labels`, :func:`cycled_classes`), the exact inputs ``generate(n, classes, truncation, seed)`` uses
-(:func:`seeded_inputs`), generation and translation batch by batch (:func:`generate_in_batches`,
+(:func:`seeded_inputs`), dropout masks fixed by a seed (:func:`seeded_dropout`, :func:`dropout_seed`), generation
+and translation batch by batch (:func:`generate_in_batches`,
 :func:`translate_in_batches`), and the truncation trick (:func:`truncate`). Latents and labels are drawn on the
 CPU, so a seed gives the same images on every device.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -109,6 +110,39 @@ def truncate(z: torch.Tensor, threshold: float, generator: torch.Generator | Non
         out[outside] = torch.randn(int(outside.sum()), generator=generator, dtype=out.dtype)
         outside = out.abs() > threshold
     return out.to(z.device)
+
+
+# ------------------------------------------------------------------------------------------------- dropout
+@contextmanager
+def seeded_dropout(device: torch.device, seed: int | None) -> Iterator[None]:
+    """Inside the block random draws on ``device`` (dropout masks) come from ``seed``; the caller's random state is
+    restored afterwards. ``seed`` None: draws come from the global random state, which moves on."""
+    if seed is None:
+        yield
+        return
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[cuda[0]].manual_seed(seed)
+        yield
+
+
+_MASK64 = 2**64 - 1
+
+
+def dropout_seed(run_seed: int, step: int, rank: int = 0) -> int:
+    """The seed of iteration ``step``'s dropout masks on process ``rank`` of a run seeded ``run_seed``, for
+    :func:`seeded_dropout`.
+
+    A pure function of the three integers (no state to checkpoint, no tensor, so nothing waits for a device): a
+    resumed run draws the masks of the uninterrupted one. SplitMix64's finalizer mixes them, so neighbouring
+    steps and ranks get unrelated seeds.
+    """
+    x = (run_seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + rank * 0x94D049BB133111EB + 1) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return (x ^ (x >> 31)) >> 1  # 63 bits: any torch seed
 
 
 # ------------------------------------------------------------------------------------------------- latents

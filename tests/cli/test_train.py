@@ -131,16 +131,29 @@ def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
     for key, value in single.items():
         assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key
 
+    runs = list(run_dir.glob("wandb/offline-run-*"))
+    assert len(runs) == 1  # rank 0's
+    tables = sorted(runs[0].glob("files/media/table/translation_table_*.table.json"))
+    table = json.loads(tables[-1].read_text())
+    assert table["columns"] == ["input", "output", "target"] and len(table["data"]) == 2
+
 
 def test_pix2pix_ddp_cpu_two_processes_keeps_identical_replicas_and_paired_metrics(
     tiny_data_dir: Path, tmp_path: Path
 ) -> None:
     """experiment=pix2pix_fmnist (tiny networks) under two processes: both ranks hold the same weights, each loaded
     half of the global batch, and the paired metrics of the 33 translations split 17 + 16 over the ranks equal what
-    one process computes from the checkpoint."""
+    one process computes from the checkpoint. Rank 0's W&B run (offline) gets the input | output | target table."""
     run_dir = tmp_path / "run"
-    env = cli_env(tiny_data_dir, GANZOO_CACHE=str(tmp_path / "ddp-cache"))
-    overrides = ("experiment=pix2pix_fmnist", "trainer=ddp_cpu", *QUIET, *SMALL_NETS, "data.batch_size=8")
+    wandb_dir = tmp_path / "wandb"
+    env = cli_env(
+        tiny_data_dir, home=tmp_path / "home", GANZOO_CACHE=str(tmp_path / "ddp-cache"), WANDB_DIR=str(wandb_dir),
+        WANDB_CACHE_DIR=str(wandb_dir / "cache"), WANDB_CONFIG_DIR=str(wandb_dir / "config"),
+        WANDB_DATA_DIR=str(wandb_dir / "data"),
+    )  # fmt: skip
+    overrides = (
+        "experiment=pix2pix_fmnist", "trainer=ddp_cpu", "logger=[csv,wandb]", *QUIET, *SMALL_NETS, "data.batch_size=8",
+    )  # fmt: skip
     replicas = replica_overrides(tmp_path / "replicas")
     run_cli(
         "train", *overrides, "metrics.evaluation.num_samples=33", *replicas, f"hydra.run.dir={run_dir}", env=env,

@@ -50,7 +50,7 @@ from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.orthogonal import add_orthogonal_regularization
 from ganzoo.models.schedules import linear_decay
-from ganzoo.models.translation import dropout_seed, seeded_dropout
+from ganzoo.sampling import dropout_seed, seeded_dropout
 
 
 def _device(net: nn.Module) -> torch.device:
@@ -267,11 +267,8 @@ class PlainPix2Pix:
         self.autocast = autocast
         self.device = _device(netG)
 
-    def criterionGAN(self, prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-        target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-        if self.gan_mode == "lsgan":
-            return F.mse_loss(prediction, target)
-        return F.binary_cross_entropy_with_logits(prediction, target)
+    # The official GANLoss, shared by both models.
+    criterionGAN = PlainCycleGAN.criterionGAN
 
     def step(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         real_A, real_B = batch[0], batch[1]

@@ -14,7 +14,8 @@ from ganzoo.errors import ConfigError
 from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.schedules import linear_decay_schedules
-from ganzoo.models.translation import dropout_seed, seeded_dropout, translate_with
+from ganzoo.models.translation import translate_with
+from ganzoo.sampling import dropout_seed, seeded_dropout
 
 
 class Pix2Pix(GANModule):

@@ -13,6 +13,7 @@ from torch import nn
 from ganzoo.data.translation import check_direction
 from ganzoo.errors import ConfigError
 from ganzoo.nets.sync_batchnorm import local_statistics
+from ganzoo.sampling import seeded_dropout
 
 
 @contextmanager
@@ -35,38 +36,6 @@ def per_image_statistics(net: nn.Module) -> Iterator[None]:
         for m in norms:
             m.track_running_stats = True
         net.train(was_training)
-
-
-@contextmanager
-def seeded_dropout(device: torch.device, seed: int | None) -> Iterator[None]:
-    """Inside the block random draws on ``device`` (dropout masks) come from ``seed``; the caller's random state is
-    restored afterwards. ``seed`` None: draws come from the global random state, which moves on."""
-    if seed is None:
-        yield
-        return
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(seed)
-        if cuda:
-            torch.cuda.default_generators[cuda[0]].manual_seed(seed)
-        yield
-
-
-_MASK64 = 2**64 - 1
-
-
-def dropout_seed(run_seed: int, step: int, rank: int = 0) -> int:
-    """The seed of iteration ``step``'s dropout masks on process ``rank`` of a run seeded ``run_seed``, for
-    :func:`seeded_dropout`.
-
-    A pure function of the three integers (no state to checkpoint, no tensor, so nothing waits for a device): a
-    resumed run draws the masks of the uninterrupted one. SplitMix64's finalizer mixes them, so neighbouring
-    steps and ranks get unrelated seeds.
-    """
-    x = (run_seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + rank * 0x94D049BB133111EB + 1) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (x ^ (x >> 31)) >> 1  # 63 bits: any torch seed
 
 
 @torch.no_grad()

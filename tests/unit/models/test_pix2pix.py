@@ -111,7 +111,7 @@ def test_learning_rate_is_constant_then_decays_linearly_per_epoch(tmp_path: Path
 
 
 def test_dropout_seeds_depend_on_run_seed_step_and_rank_only() -> None:
-    from ganzoo.models.translation import dropout_seed
+    from ganzoo.sampling import dropout_seed
 
     seeds = {dropout_seed(run, step, rank) for run in (0, 1) for step in range(50) for rank in range(4)}
     assert len(seeds) == 2 * 50 * 4 and all(0 <= s < 2**63 for s in seeds)
