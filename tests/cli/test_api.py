@@ -213,6 +213,13 @@ def test_translate_command_runs_an_official_pix2pix_generator(tmp_path: Path) ->
     expected = ganzoo.to_uint8(official_pix2pix_test(ref, sources.float() / 127.5 - 1))
     assert written.shape == (3, 3, 32, 32) and (written.int() - expected.int()).abs().max() <= 1
 
+    # At each image's own size (image_size=null), sides round down to what this U-Net takes: multiples of 32.
+    from ganzoo.translate import translate_folder
+
+    odd = write_image_folder(tmp_path / "odd", n=2, size=(70, 45))
+    outputs = translate_folder(weights, odd, tmp_path / "odd_out", image_size=None, device="cpu")
+    assert [tuple(decode_png(read_file(str(p))).shape) for p in outputs] == [(3, 32, 64)] * 2
+
 
 def test_ganzoo_cyclegan_checkpoint_translates_both_ways(cyclegan_checkpoint: Path) -> None:
     t = ganzoo.load(cyclegan_checkpoint)

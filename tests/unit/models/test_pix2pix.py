@@ -116,3 +116,28 @@ def test_dropout_seeds_depend_on_run_seed_step_and_rank_only() -> None:
     seeds = {dropout_seed(run, step, rank) for run in (0, 1) for step in range(50) for rank in range(4)}
     assert len(seeds) == 2 * 50 * 4 and all(0 <= s < 2**63 for s in seeds)
     assert dropout_seed(3, 7, 1) == dropout_seed(3, 7, 1)
+
+
+def test_model_pix2pix_data_facades_is_the_official_recipe(tmp_path: Path) -> None:
+    """`python -m ganzoo.train model=pix2pix data=facades` composes scripts/train_pix2pix.sh with the official
+    option defaults: unet_256 with batch norm and dropout, the basic D on 6 channels, vanilla GAN + 100 L1, Adam
+    2e-4 (0.5, 0.999), 100 + 100 epochs, 286 -> 256 crops with flips, batch 1, label maps -> photos."""
+    from hydra.utils import instantiate
+
+    from ganzoo.train import compose_config
+
+    cfg = compose_config(["model=pix2pix", "data=facades"], output_dir=str(tmp_path))
+    m, d = cfg.model, cfg.data
+    assert (m.gan_mode, m.lambda_L1, m.lr, m.beta1, m.beta2) == ("vanilla", 100.0, 2e-4, 0.5, 0.999)
+    assert (m.n_epochs, m.n_epochs_decay, cfg.trainer.max_epochs, cfg.trainer.max_steps) == (100, 100, 200, -1)
+    assert (d.image_size, d.load_size, d.flip, d.batch_size, d.channels, d.direction) == (256, 286, True, 1, 3, "BtoA")
+    assert m.direction == "BtoA" and not m.eval_mode
+    model = instantiate(m, _convert_="all")
+    generator, discriminator = model.generator, model.discriminator
+    assert (generator.num_downs, generator.ngf, generator.norm, generator.use_dropout) == (8, 64, "batch", True)
+    assert (discriminator.in_channels, discriminator.ndf, discriminator.n_layers, discriminator.norm) == (
+        6, 64, 3, "batch",
+    )  # fmt: skip
+    # The official networks' sizes (models/networks.py: define_G unet_256, define_D basic, batch norm).
+    assert sum(p.numel() for p in generator.parameters()) == 54_413_955
+    assert sum(p.numel() for p in discriminator.parameters()) == 2_768_705
