@@ -17,7 +17,11 @@ from tests.data.writers import make_image, write_image_folder
 @pytest.mark.parametrize("channels", [1, 3])
 def test_unlabeled_batches(tmp_path: Path, image_size: int, channels: int):
     write_image_folder(tmp_path, n=6, size=(80, 70))
-    dm = ImageFolderDataModule(str(tmp_path), image_size=image_size, channels=channels, batch_size=4, flip=True)
+    # In-process loading (no workers): these tests read batch contents, and an iterator abandoned with live worker
+    # processes is torn down at garbage collection, which can stall or crash a pytest-xdist worker.
+    dm = ImageFolderDataModule(
+        str(tmp_path), image_size=image_size, channels=channels, batch_size=4, flip=True, num_workers=0
+    )
     assert (dm.image_size, dm.channels, dm.num_classes, dm.class_names) == (image_size, channels, 0, [])
     dm.prepare_data()
     dm.setup("fit")
@@ -30,7 +34,7 @@ def test_unlabeled_batches(tmp_path: Path, image_size: int, channels: int):
 
 def test_class_subfolders(tmp_path: Path):
     write_image_folder(tmp_path, n=3, size=36, classes=["dogs", "cats", "birds"])
-    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=9)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=32, batch_size=9, num_workers=0)
     assert dm.num_classes == 3
     assert dm.class_names == ["birds", "cats", "dogs"]
     dm.setup()
@@ -90,7 +94,7 @@ def test_num_classes_mismatch(tmp_path: Path):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_modes_are_converted(tmp_path: Path, mode: str, channels: int):
     write_image_folder(tmp_path, n=2, size=(40, 34), mode=mode)
-    dm = ImageFolderDataModule(str(tmp_path), image_size=32, channels=channels, batch_size=2)
+    dm = ImageFolderDataModule(str(tmp_path), image_size=32, channels=channels, batch_size=2, num_workers=0)
     dm.setup()
     assert_image_batch(next(iter(dm.val_dataloader())), 2, channels, 32, 0)
 

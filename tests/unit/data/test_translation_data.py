@@ -30,7 +30,8 @@ def unpaired_root(tmp_path: Path) -> Path:
 
 
 def unpaired(root: Path, **kwargs) -> UnpairedImageFolderDataModule:
-    kwargs = {"image_size": SIZE, "load_size": LOAD, "batch_size": 2, **kwargs}
+    # No worker processes unless a test asks: iterators abandoned with live workers stall their teardown.
+    kwargs = {"image_size": SIZE, "load_size": LOAD, "batch_size": 2, "num_workers": 0, **kwargs}
     dm = UnpairedImageFolderDataModule(str(root), **kwargs)
     dm.setup()
     return dm
@@ -158,7 +159,7 @@ def test_missing_and_empty_folders_name_the_folder_and_the_fix(unpaired_root: Pa
 @pytest.mark.parametrize("split_dirs", [False, True], ids=["side_by_side", "A_B_folders"])
 def test_paired_gets_the_same_crop_and_flip(tmp_path: Path, split_dirs: bool) -> None:
     root = write_aligned_pairs(tmp_path / "pairs", n_train=4, n_val=2, size=32, split_dirs=split_dirs)
-    dm = PairedImageDataModule(str(root), image_size=SIZE, load_size=LOAD, batch_size=2)
+    dm = PairedImageDataModule(str(root), image_size=SIZE, load_size=LOAD, batch_size=2, num_workers=0)
     dm.setup()
     check_pair_batch(next(iter(dm.train_dataloader())), 2, 3, SIZE)
     check_pair_batch(next(iter(dm.val_dataloader())), 2, 3, SIZE)
