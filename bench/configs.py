@@ -70,8 +70,9 @@ def full_stack_config(
     """The config of ``python -m ganzoo.train <experiment overrides> <overrides>`` (``compose_config``) for ``steps``
     iterations on ``device``, writing into ``output_dir``, with the bench's synthetic data instead of the
     dataset (:class:`bench.trainer_parts.SyntheticDataModule`), the metrics group removed (``~metrics``:
-    evaluation steps are not training iterations) and the ``callbacks`` entries appended to the default
-    callbacks group. Everything else is the experiment's."""
+    evaluation steps are not training iterations), one epoch of ``steps`` batches (an experiment's
+    ``trainer.limit_train_batches`` removed) and the ``callbacks`` entries appended to the default callbacks group.
+    Everything else is the experiment's."""
     from omegaconf import OmegaConf, open_dict
 
     from ganzoo.train import compose_config
@@ -79,6 +80,8 @@ def full_stack_config(
     cfg = compose_config([*experiment_overrides(model, config), *overrides], output_dir=output_dir)
     apply_variant(cfg, variant)
     spec = data_spec(cfg, model)
+    # pix2pix's model.direction interpolates data.direction: kept, so the model config stays the experiment's.
+    direction = {"direction": str(cfg.data.direction)} if "direction" in cfg.data else {}
     with open_dict(cfg):
         cfg.pop("metrics", None)
         cfg.seed = seed
@@ -87,12 +90,16 @@ def full_stack_config(
                 "_target_": "bench.trainer_parts.SyntheticDataModule",
                 "name": str(cfg.data.get("name") or "synthetic"),
                 **spec,
+                **direction,
                 "steps": steps,
                 "pin_memory": device.type == "cuda",
             }
         )
         cfg.trainer.max_steps = steps
         cfg.trainer.max_epochs = 1
+        # The run is one epoch of the synthetic loader, for every model: an experiment's shorter epochs
+        # (pix2pix_fmnist: 250 batches) would end it before the timed window does.
+        cfg.trainer.limit_train_batches = None
         cfg.trainer.precision = PRECISIONS[variant.precision]
         cfg.trainer.accelerator = "gpu" if device.type == "cuda" else "cpu"
         for key, entry in (callbacks or {}).items():

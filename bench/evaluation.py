@@ -2,8 +2,8 @@
 
 The extractor is the Fashion-MNIST classifier (untrained) or InceptionV3 (with random weights when the real file
 is not in torch.hub's cache: the speed is the same), timed alone on uint8 batches and after generating
-(translating, for CycleGAN) and quantising the images as the evaluation callback does; one process per config,
-median batch time.
+(translating, for CycleGAN and pix2pix) and quantising the images as the evaluation callback does; one process
+per config, median batch time.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bench import REPO
 from bench.configs import compose
 from bench.plans import EVAL_PLANS, QUICK_EVAL_PLAN, Variant
 from bench.report import fmt_rate
+from bench.synthetic import IMAGE_PAIR_MODELS
 from bench.timing import time_batches
 from bench.workers import WORKER_MODULE, log, run_subprocess, training_settings
 
@@ -112,11 +113,12 @@ def measure_evaluation(job: EvalJob) -> dict[str, Any]:
 
         torch.manual_seed(job.seed)
         model = instantiate(cfg.model, _convert_="all").to(device)
-        if job.model == "cyclegan":
+        if job.model in IMAGE_PAIR_MODELS:
             real = (images.float() / 127.5 - 1).to(device)
+            direction = model.directions[0]  # CycleGAN: AtoB; pix2pix: its one direction (facades: BtoA)
 
             def generate_and_extract() -> Any:
-                return extractor(to_uint8(model.translate(real, "AtoB")))
+                return extractor(to_uint8(model.translate(real, direction)))
         else:
 
             def generate_and_extract() -> Any:

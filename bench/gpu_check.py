@@ -3,7 +3,7 @@
 On one CUDA GPU, within a time budget (``--budget``, default 480 s: 8 minutes), it runs
 
 1. **host syncs**: a few iterations of each model's reference recipe (dcgan_cifar10, cyclegan_horse2zebra,
-   biggan_cifar10) on the full stack of ``python -m ganzoo.train``, watched by
+   pix2pix_facades, biggan_cifar10) on the full stack of ``python -m ganzoo.train``, watched by
    :class:`bench.host_syncs.HostSyncWatch`: ``torch.cuda.set_sync_debug_mode("error")`` and counted host
    conversions (``Tensor.item``, ``tolist``, ``__bool__``, ``cpu``, ``numpy``) in every iteration that is not
    a log, evaluation, sheet or checkpoint step;
@@ -82,7 +82,7 @@ VARIANTS = ("fp32", "bf16", "bf16+channels_last", "bf16+channels_last+compile")
 CUDA_GRAPHS = "bf16+channels_last+compile=reduce-overhead"
 CUDA_GRAPH_PLANS = (("dcgan", "cpu"), ("dcgan", "real"), ("biggan", "cpu"))
 #: Warm-up and timed iterations of the throughput measurements on a GPU.
-GPU_STEPS = {"dcgan": (10, 100), "cyclegan": (10, 50), "biggan": (10, 50)}
+GPU_STEPS = {"dcgan": (10, 100), "cyclegan": (10, 50), "pix2pix": (10, 100), "biggan": (10, 50)}
 CPU_STEPS = (1, 3)
 #: Iterations of the host-sync and DDP runs.
 HOST_SYNC_STEPS = {"cuda": 30, "cpu": 6}
@@ -577,7 +577,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=480, help="seconds for the whole check (default 480)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {','.join(PARTS)}")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: dcgan,cyclegan,biggan")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {','.join(MODELS)}")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="throughput variants (bench.throughput's names)")
     parser.add_argument("--no-cuda-graphs", dest="cuda_graphs", action="store_false", help="skip the CUDA-graphs runs")
     parser.add_argument("--out", default=None, help="JSON path (default bench/results/gpu.json; .md beside it)")
@@ -618,8 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         + ("torch.cuda.set_sync_debug_mode('error') and " if cuda else "")
         + "counted Tensor.item/tolist/__bool__/cpu/numpy calls.",
         "Throughput: one repeat per side (ganzoo first, then plain), the device synchronised only at the two ends "
-        "of the timed window; images/s of the loader batch (CycleGAN: pairs). 'ganzoo / fp32 plain' is ganzoo's "
-        "images/s over the fp32 plain loop's at the same config. The ganzoo side's compile mode is "
+        "of the timed window; images/s of the loader batch (CycleGAN, pix2pix: pairs). 'ganzoo / fp32 plain' is "
+        "ganzoo's images/s over the fp32 plain loop's at the same config. The ganzoo side's compile mode is "
         "model.compile=<mode> (true for the default mode).",
     ]
     if not cuda:

@@ -2,13 +2,13 @@
 
 The ``tiny`` config of :mod:`bench.throughput` (part of ``make bench``): each model's CPU-sized experiment
 with channel widths so small that the arithmetic is negligible (DCGAN ngf = ndf = 4 at 32 px, batch 4;
-CycleGAN ngf = ndf = 4 on cyclegan_fmnist's 32 px, batch 2; BigGAN G_ch = D_ch = 4 on biggan_fmnist, loader
-batch 4), one torch thread, 500 timed iterations after 50 of warm-up, three repeats. What is left per
-iteration is host time: Python, Lightning, callbacks, kernel launches. It compares the full stack of
-``python -m ganzoo.train`` (full), the module in a bare Trainer (bare) and the plain loop (plain) on the same
-tiny networks and the same synthetic batches, each measurement in its own process, sides alternating,
-medians over the repeats, and reports milliseconds per iteration and the difference full - plain against the
-goal of at most 0.5 ms.
+CycleGAN ngf = ndf = 4 on cyclegan_fmnist's 32 px, batch 2; pix2pix ngf = ndf = 4 on pix2pix_fmnist's 32 px
+U-Net of 5 levels, batch 2; BigGAN G_ch = D_ch = 4 on biggan_fmnist, loader batch 4), one torch thread, 500 timed
+iterations after 50 of warm-up, three repeats. What is left per iteration is host time: Python, Lightning,
+callbacks, kernel launches. It compares the full stack of ``python -m ganzoo.train`` (full), the module in a bare
+Trainer (bare) and the plain loop (plain) on the same tiny networks and the same synthetic batches, each
+measurement in its own process, sides alternating, medians over the repeats, and reports milliseconds per
+iteration and the difference full - plain against the goal of at most 0.5 ms.
 
 ``--profile MODEL`` also runs MODEL's tiny config on the full stack once more under cProfile, over the timed
 iterations only, and groups the time by where it is spent: Lightning's loop, ``self.log`` and the logger

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-MODELS = ("dcgan", "cyclegan", "biggan")
+MODELS = ("dcgan", "cyclegan", "pix2pix", "biggan")
 CONFIGS = ("cpu", "real", "tiny")
 #: full: python -m ganzoo.train's stack; bare: the module in a bare Trainer; plain: tests.references.loops.
 SIDES = ("full", "bare", "plain")
@@ -18,6 +18,9 @@ EXPERIMENTS = {
     ("cyclegan", "cpu"): "cyclegan_fmnist",
     ("cyclegan", "real"): "cyclegan_horse2zebra",
     ("cyclegan", "tiny"): "cyclegan_fmnist",
+    ("pix2pix", "cpu"): "pix2pix_fmnist",
+    ("pix2pix", "real"): "pix2pix_facades",
+    ("pix2pix", "tiny"): "pix2pix_fmnist",
     ("biggan", "cpu"): "biggan_fmnist",
     ("biggan", "real"): "biggan_cifar10",
     ("biggan", "tiny"): "biggan_fmnist",
@@ -27,6 +30,7 @@ EXPERIMENTS = {
 OVERRIDES: dict[tuple[str, str], tuple[str, ...]] = {
     ("dcgan", "tiny"): ("model.generator.ngf=4", "model.discriminator.ndf=4", "data.batch_size=4"),
     ("cyclegan", "tiny"): ("model.generator.ngf=4", "model.discriminator.ndf=4", "data.batch_size=2"),
+    ("pix2pix", "tiny"): ("model.generator.ngf=4", "model.discriminator.ndf=4", "data.batch_size=2"),
     # The loader batch is model.batch_size x num_D_steps (2 in biggan_fmnist): 4 images.
     ("biggan", "tiny"): ("model.generator.ch=4", "model.discriminator.ch=4", "model.batch_size=2"),
 }
@@ -40,18 +44,22 @@ PLANS: dict[str, dict[tuple[str, str], tuple[int, int, int]]] = {
     "cpu": {
         ("dcgan", "cpu"): (5, 20, 3),
         ("cyclegan", "cpu"): (2, 4, 3),
+        ("pix2pix", "cpu"): (5, 30, 3),
         ("biggan", "cpu"): (5, 15, 3),
         ("dcgan", "real"): (2, 4, 3),
         ("cyclegan", "real"): (1, 2, 3),
+        ("pix2pix", "real"): (2, 4, 3),
         ("biggan", "real"): (1, 2, 1),
         **{(model, "tiny"): (50, 500, 3) for model in MODELS},
     },
     "cuda": {
         ("dcgan", "cpu"): (20, 200, 3),
         ("cyclegan", "cpu"): (20, 200, 3),
+        ("pix2pix", "cpu"): (20, 200, 3),
         ("biggan", "cpu"): (20, 200, 3),
         ("dcgan", "real"): (20, 100, 3),
         ("cyclegan", "real"): (20, 100, 3),
+        ("pix2pix", "real"): (20, 100, 3),
         ("biggan", "real"): (20, 100, 3),
         **{(model, "tiny"): (50, 500, 3) for model in MODELS},
     },

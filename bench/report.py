@@ -40,17 +40,17 @@ FULL_NOTE = (
 def method_notes(kind: str) -> list[str]:
     """The notes that say how a run on a ``kind`` device (``cpu``, ``cuda``) measured."""
     notes = [
-        "images/s: real images per iteration (the loader batch; CycleGAN: image pairs) / seconds per iteration, "
-        "timed from the start of the first timed iteration to the start of the iteration after the last one (so "
-        "each iteration holds its callbacks and the next batch's fetch); median over the repeats. ratio = ganzoo "
-        "median / plain median (>= 0.95 is the target). 'of median iterations' compares the median iteration "
+        "images/s: real images per iteration (the loader batch; CycleGAN, pix2pix: image pairs) / seconds per "
+        "iteration, timed from the start of the first timed iteration to the start of the iteration after the last "
+        "one (so each iteration holds its callbacks and the next batch's fetch); median over the repeats. ratio = "
+        "ganzoo median / plain median (>= 0.95 is the target). 'of median iterations' compares the median iteration "
         "times instead, which ignores the spikes other processes cause on a shared machine.",
         "Each measurement runs in its own process; the sides alternate (full, bare, plain first in turn).",
         "Memory: " + ("torch.cuda.max_memory_allocated during training." if kind == "cuda" else
                       "growth of the resident set from the start of training to its peak (VmHWM; ru_maxrss where "
                       "/proc is missing). The ganzoo processes also hold Lightning, loaded before training."),
-        "Evaluation: the config's FID extractor on uint8 batches, alone and after generating (CycleGAN: "
-        "translating) and quantising the images; one process, median batch time.",
+        "Evaluation: the config's FID extractor on uint8 batches, alone and after generating (CycleGAN, "
+        "pix2pix: translating) and quantising the images; one process, median batch time.",
     ]  # fmt: skip
     if kind == "cpu":
         notes.append(

@@ -29,8 +29,8 @@ from bench.synthetic import loader_for
 from bench.timing import Clock, window_statistics
 from bench.workers import Job, quiet_lightning, training_settings
 
-#: Model config keys that do not change the training iteration (sampling settings, and the speed switches
-#: that the bench applies to the plain side itself); every other key must be an argument of the plain loop.
+#: Model config keys that do not change the training iteration (sampling and translation settings, and the speed
+#: switches that the bench applies to the plain side itself); every other key must be an argument of the plain loop.
 NOT_TRAINING_KEYS = {
     "_target_",
     "generator",
@@ -39,6 +39,9 @@ NOT_TRAINING_KEYS = {
     "G_eval_mode",
     "standing_stats",
     "standing_batch_size",
+    # pix2pix: the way the data's pairs run (the batches are already (input, target)), and how it translates.
+    "direction",
+    "eval_mode",
     "channels_last",
     "compile",
 }
@@ -131,6 +134,10 @@ def build_plain(job: Job, device: torch.device) -> tuple[Any, list[torch.nn.Modu
         make_g, make_d = instantiate(model_cfg["generator"]), instantiate(model_cfg["discriminator"])
         g_a2b, g_b2a, d_a, d_b = make_g(), make_g(), make_d(), make_d()
         trained = [g_a2b, g_b2a, d_a, d_b]
+    elif job.model == "pix2pix":
+        # Factories (``_partial_``), called G first as the module calls them.
+        make_g, make_d = instantiate(model_cfg["generator"]), instantiate(model_cfg["discriminator"])
+        trained = [make_g(), make_d()]
     else:
         trained = [instantiate(model_cfg["generator"]), instantiate(model_cfg["discriminator"])]
     memory_format = torch.channels_last if job.variant.channels_last else torch.preserve_format
@@ -150,6 +157,10 @@ def build_plain(job: Job, device: torch.device) -> tuple[Any, list[torch.nn.Modu
         # Official names: netG_A = A -> B, netG_B = B -> A, netD_A judges B, netD_B judges A.
         args = plain_arguments(plain_loops.PlainCycleGAN, model_cfg)
         loop = plain_loops.PlainCycleGAN(g_a2b, g_b2a, d_b, d_a, **args, autocast=dtype)
+    elif job.model == "pix2pix":
+        # Dropout masks seeded from (job seed, iteration), as the module seeds them from (run seed, step, rank 0).
+        args = plain_arguments(plain_loops.PlainPix2Pix, model_cfg)
+        loop = plain_loops.PlainPix2Pix(*trained, **args, autocast=dtype, run_seed=job.seed)
     else:
         args = plain_arguments(plain_loops.PlainBigGAN, model_cfg)
         loop = plain_loops.PlainBigGAN(*trained, **args, **extra, autocast=dtype)

@@ -1,6 +1,6 @@
 """``python -m bench.throughput`` (``make bench``): training and evaluation throughput of ganzoo's models.
 
-For each model (dcgan, cyclegan, biggan) at three configs, ``cpu`` (the CPU-sized experiment, e.g.
+For each model (dcgan, cyclegan, pix2pix, biggan) at three configs, ``cpu`` (the CPU-sized experiment, e.g.
 ``experiment=dcgan_fmnist``), ``real`` (the reference recipe, e.g. ``experiment=dcgan_cifar10``) and ``tiny``
 (the CPU-sized experiment with networks so narrow that the arithmetic is negligible: the framework's own
 cost per iteration, see :mod:`bench.overhead`), it times three sides:
@@ -20,13 +20,14 @@ cost per iteration, see :mod:`bench.overhead`), it times three sides:
   plain-PyTorch loop of :mod:`tests.references.loops`, which the tests prove computes the same weights;
 
 on the same in-memory synthetic batches (uniform noise in [-1, 1] of the config's shape and loader batch
-size; uniform class labels), so no side decodes images and the comparison is of the training-step machinery.
-Throughput is real images per second, the loader batch (image pairs for CycleGAN) over the wall time of an
-iteration, in steady state: the first ``warmup`` iterations are not timed. The clock reads at the start of
-each iteration (after the batch reached the device), so an iteration's time holds its step, every callback
-after it (checkpoints and sheets at their steps included) and the next batch's fetch. On a GPU the device is
-synchronised once at each end of the timed window, never per iteration (a sync per step would stall the
-host's run-ahead that real training gets); on a CPU, where syncs are free, each iteration's time is kept too.
+size; uniform class labels; pairs of such images for CycleGAN and pix2pix), so no side decodes images and the
+comparison is of the training-step machinery. Throughput is real images per second, the loader batch (image
+pairs for CycleGAN and pix2pix) over the wall time of an iteration, in steady state: the first ``warmup``
+iterations are not timed. The clock reads at the start of each iteration (after the batch reached the device), so
+an iteration's time holds its step, every callback after it (checkpoints and sheets at their steps included) and
+the next batch's fetch. On a GPU the device is synchronised once at each end of the timed window, never per
+iteration (a sync per step would stall the host's run-ahead that real training gets); on a CPU, where syncs are
+free, each iteration's time is kept too.
 Each measurement runs in its own Python process (so peak memory is per measurement and no allocator state
 is shared), the sides alternate (full, bare, plain; then bare, plain, full; ...) and medians over
 ``--repeats`` are reported; the ratios are each ganzoo side's median over plain's.
@@ -37,8 +38,8 @@ training; elsewhere ``ru_maxrss``, the process's lifetime peak).
 
 Evaluation throughput: images per second through the FID feature extractor each config evaluates with
 (the Fashion-MNIST classifier, untrained, or InceptionV3, with random weights when the real file is not in
-torch.hub's cache: the speed is the same), alone and after generating (translating, for CycleGAN) and
-quantising the images as the evaluation callback does.
+torch.hub's cache: the speed is the same), alone and after generating (translating, for CycleGAN and pix2pix)
+and quantising the images as the evaluation callback does.
 
 With a GPU the real configs also run in variants: bf16-mixed precision, channels_last and torch.compile
 (``model.channels_last`` / ``model.compile`` on the ganzoo side; the same conversions on the plain side);
@@ -80,7 +81,7 @@ from bench.workers import Job, log, run_plans, run_profile
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated: dcgan,cyclegan,biggan")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated: {','.join(MODELS)}")
     parser.add_argument(
         "--configs", default=None, help="comma-separated: cpu,real,tiny (default all three; --quick: cpu,tiny)"
     )

@@ -59,10 +59,13 @@ class SyntheticDataModule(ImageDataModule):
     """``steps`` loader batches cycling through ``distinct`` in-memory batches of uniform noise in [-1, 1].
 
     Batches are ``(images, labels)`` (uniform labels, all 0 for unlabelled data) or, with ``pairs``,
-    ``(images_A, images_B)`` as CycleGAN's unpaired loaders give them (:func:`bench.synthetic.synthetic_batches`).
-    They are built once (pinned when ``pin_memory``, as a pinning loader hands them over), so loading costs the
-    same on both sides of a comparison and nothing is decoded. The evaluation split (``eval_images`` random
-    images of each kind) serves real statistics; :meth:`fixed_examples` serves translation sheets.
+    ``(images_A, images_B)`` as CycleGAN's unpaired loaders and pix2pix's paired ones give them
+    (:func:`bench.synthetic.synthetic_batches`). ``paired`` says the pairs stand for aligned ones, as the paired
+    DataModules' ``paired`` attribute does (pix2pix refuses data without it); ``direction`` is the experiment's
+    ``data.direction``, which the model config interpolates. They are built once (pinned when ``pin_memory``, as a
+    pinning loader hands them over), so loading costs the same on both sides of a comparison and nothing is
+    decoded. The evaluation split (``eval_images`` random images of each kind) serves real statistics;
+    :meth:`fixed_examples` serves translation sheets.
     """
 
     dataset_name = "synthetic batches"
@@ -75,6 +78,8 @@ class SyntheticDataModule(ImageDataModule):
         batch_size: int,
         num_classes: int = 0,
         pairs: bool = False,
+        paired: bool = False,
+        direction: str = "AtoB",
         steps: int = 1000,
         distinct: int = 8,
         batch_seed: int = 1234,
@@ -92,7 +97,8 @@ class SyntheticDataModule(ImageDataModule):
             num_classes=num_classes,
             name=name,
         )
-        self.pairs, self.steps, self.distinct = pairs, steps, distinct
+        self.pairs, self.paired, self.direction = pairs, paired, direction
+        self.steps, self.distinct = steps, distinct
         self.batch_seed, self.eval_images = batch_seed, eval_images
 
     def _build_datasets(self) -> tuple[Dataset, Dataset]:
@@ -113,7 +119,8 @@ class SyntheticDataModule(ImageDataModule):
         return synthetic_loader(batches, self.steps, pin=self.pin_memory and torch.cuda.is_available())
 
     def fixed_examples(self, n: int, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` images of the evaluation split as domain A and, flipped upside down, as domain B."""
+        """The first ``n`` images of the evaluation split as domain A (pix2pix: the inputs) and, flipped upside down,
+        as domain B (the targets)."""
         images = self.eval_dataset(split).tensors[0]  # type: ignore[attr-defined]
         images = images[torch.arange(n) % len(images)]
         return images, images.flip(-2)
