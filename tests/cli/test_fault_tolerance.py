@@ -223,7 +223,9 @@ class _SaveLoop:
     def kill(self, pid: int, seen: list[str]) -> int:
         """SIGKILL the writer; the last version it reported saved."""
         os.kill(pid, signal.SIGKILL)
-        seen = seen + self.expect(f"exited {pid}")
+        # A writer killed inside fsync dies only when the disk has taken the write: on a busy disk (a whole test
+        # session writing checkpoints) that has taken over a minute.
+        seen = seen + self.expect(f"exited {pid}", timeout=240)
         return max((int(line.split()[1]) for line in seen if line.startswith("saved ")), default=0)
 
     def close(self) -> None:

@@ -131,12 +131,6 @@ def test_ddp_cpu_two_processes(tiny_data_dir: Path, tmp_path: Path) -> None:
     for key, value in single.items():
         assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key
 
-    runs = list(run_dir.glob("wandb/offline-run-*"))
-    assert len(runs) == 1  # rank 0's
-    tables = sorted(runs[0].glob("files/media/table/translation_table_*.table.json"))
-    table = json.loads(tables[-1].read_text())
-    assert table["columns"] == ["input", "output", "target"] and len(table["data"]) == 2
-
 
 def test_pix2pix_ddp_cpu_two_processes_keeps_identical_replicas_and_paired_metrics(
     tiny_data_dir: Path, tmp_path: Path
@@ -171,3 +165,9 @@ def test_pix2pix_ddp_cpu_two_processes_keeps_identical_replicas_and_paired_metri
     assert set(single) == set(logged)
     for key, value in single.items():
         assert value == pytest.approx(logged[key], rel=1e-4, abs=1e-6), key
+
+    runs = list(run_dir.glob("wandb/offline-run-*"))
+    assert len(runs) == 1  # rank 0's
+    tables = sorted(runs[0].glob("files/media/table/translation_table_*.table.json"))
+    table = json.loads(tables[-1].read_text())
+    assert table["columns"] == ["input", "output", "target"] and len(table["data"]) == 2
