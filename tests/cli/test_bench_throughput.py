@@ -128,3 +128,25 @@ def test_tiny_overhead_runs_three_sides_and_profiles(tmp_path: Path) -> None:
     assert any(group.startswith("callback ") for group in groups)
     table = out.with_suffix(".md").read_text()
     assert "Overhead per iteration on tiny networks" in table and "Where the time goes" in table
+
+
+def test_every_model_has_its_experiments_plans_and_a_plain_loop_taking_its_config() -> None:
+    """A model joining bench.plans.MODELS needs an experiment per config, step plans for CPUs and GPUs, tiny
+    widths, GPU-check steps, and a plain loop whose arguments cover its config's training settings."""
+    from bench.gpu_check import GPU_STEPS
+    from bench.plans import CONFIGS, EXPERIMENTS, MODELS, OVERRIDES, PLANS
+    from bench.sides import plain_arguments
+    from omegaconf import OmegaConf
+
+    from ganzoo.train import compose_config
+    from tests.references import loops
+
+    plain = {"dcgan": loops.PlainDCGAN, "cyclegan": loops.PlainCycleGAN, "pix2pix": loops.PlainPix2Pix}
+    plain["biggan"] = loops.PlainBigGAN
+    assert set(plain) == set(MODELS) == set(GPU_STEPS)
+    for model in MODELS:
+        assert {(model, config) for config in CONFIGS} <= set(EXPERIMENTS), model
+        assert all((model, config) in PLANS[kind] for kind in PLANS for config in CONFIGS), model
+        assert (model, "tiny") in OVERRIDES, model
+        cfg = compose_config([f"experiment={EXPERIMENTS[model, 'tiny']}", *OVERRIDES[model, "tiny"]])
+        plain_arguments(plain[model], OmegaConf.to_container(cfg.model, resolve=True))  # raises on a missing key
