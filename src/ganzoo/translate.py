@@ -1,8 +1,8 @@
 """``python -m ganzoo.translate ckpt=... input=DIR output=DIR direction=AtoB``: translate a folder of images.
 
 ``ckpt`` is a ganzoo CycleGAN or pix2pix checkpoint, or an official CycleGAN or pix2pix generator ``.pth`` (loaded
-weights-only into ganzoo's generator). Output files keep the input's relative paths and names; batches run on the GPU when
-there is one.
+weights-only into ganzoo's generator). Output files keep the input's relative paths and names; batches run on the
+GPU when there is one.
 """
 
 from __future__ import annotations

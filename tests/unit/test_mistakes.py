@@ -89,6 +89,13 @@ MISTAKES = {
         ("model=pix2pix learns from aligned pairs and data=fmnist_ab is not paired", "data=fmnist_edges"),
         not_written=NOTHING_TRAINED,
     ),
+    # Paired metrics on data without pairs: refused before the evaluator is trained.
+    "paired_metrics_on_unpaired_data": Mistake(
+        "train",
+        ("experiment=cyclegan_fmnist", "data.batch_size=4", "metrics.evaluation.metrics=[fid,l1,psnr]", *TRAIN_RUN),
+        ("metrics.evaluation.metrics has ['l1', 'psnr']", "and data=fmnist_ab has none", "remove them"),
+        not_written=NOTHING_TRAINED,
+    ),
     "image_folder_selects_inception": Mistake(
         "train",
         ("data=image_folder", NO_INCEPTION, *TRAIN_RUN),

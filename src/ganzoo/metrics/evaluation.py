@@ -127,13 +127,10 @@ class Evaluation:
 
         Under DDP every process calls this; the real images are split over the processes.
         """
+        if not getattr(datamodule, "paired", False):  # before the extractor's (possibly slow) preparation
+            self._without_pairs(f"data={datamodule.name}")
         self.datamodule = datamodule
         self.extractor.prepare(datamodule, self.cache_dir, device)
-        if self.paired_metric_names and not getattr(datamodule, "paired", False):
-            raise ConfigError(
-                f"metrics.evaluation.metrics has {self.paired_metric_names}, which compare outputs with their targets, "
-                f"and data={datamodule.name} is not paired: remove them from metrics.evaluation.metrics"
-            )
         self.metrics = FeatureMetrics(self.extractor, self.feature_metric_names, **self.metric_options).to(device)
         if self.paired_metric_names:
             self.paired_metrics = PairedMetrics(self.paired_metric_names, datamodule.image_size).to(device)
@@ -234,7 +231,7 @@ class Evaluation:
                 for batch in pairs:
                     (images, labels), target = batch if targets is not None else (batch, None)
                     translated = to_uint8(model.translate(images, direction))
-                    if self.paired_metrics is not None and target is not None:
+                    if target is not None:  # targets are read exactly when there are paired metrics
                         self.paired_metrics.update(translated, to_uint8(target[0]))
                     if target_class is not None:
                         yield translated, torch.full((len(translated),), target_class)
@@ -267,6 +264,7 @@ class Evaluation:
         return self._measure(batches())
 
     def _without_pairs(self, what: str) -> None:
+        """A ConfigError when paired metrics are configured for ``what``, which has no targets to compare with."""
         if self.paired_metric_names:
             raise ConfigError(
                 f"metrics.evaluation.metrics has {self.paired_metric_names}, which compare translations with their "

@@ -58,7 +58,8 @@ class PairedMetrics(nn.Module):
 
     @torch.no_grad()
     def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add pairs: ``outputs`` and ``targets`` uint8 (N, C, H, W) of the same shape, pair i = (outputs[i], targets[i])."""
+        """Add pairs: ``outputs`` and ``targets`` uint8 (N, C, H, W) of the same shape; pair i is
+        (outputs[i], targets[i])."""
         if outputs.shape != targets.shape:
             raise ConfigError(
                 f"outputs of shape {tuple(outputs.shape[1:])} cannot be compared with targets of shape "

@@ -31,9 +31,9 @@ class Pix2Pix(GANModule):
     then the discriminator step on the real pair ``(real_A, real_B)`` and the fake pair ``(real_A, fake_B)``
     (detached), the loss halved; then the generator step (D frozen) on the adversarial loss of the fake pair plus
     ``lambda_L1 * |fake_B - real_B|_1``. The generator's dropout masks come from a seed of the run's seed, the
-    iteration and the process (:func:`~ganzoo.models.translation.dropout_seed`), so runs resume exactly. No history pool (the official ``pool_size=0``). Adam for each network;
-    the learning rate stays for ``n_epochs`` epochs and then decays linearly to zero over ``n_epochs_decay``
-    epochs, stepped at each epoch end.
+    iteration and the process (:func:`~ganzoo.sampling.dropout_seed`), so runs resume exactly. No history pool
+    (the official ``pool_size=0``). Adam for each network; the learning rate stays for ``n_epochs`` epochs and
+    then decays linearly to zero over ``n_epochs_decay`` epochs, stepped at each epoch end.
 
     Translation at test time follows the official test script, which never calls ``eval()``: the generator runs
     in training mode on one image at a time, so dropout stays active and batch norm uses each image's own
