@@ -12,7 +12,7 @@ FMNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) -e ".[dev]"
+	$(BIN)/python -m pip install $(PIP_CONSTRAINTS) -e ".[dev,inception-offline]"
 	@# Fashion-MNIST from Debian's package where we can: no download needed, and the learning tests use it.
 	@if [ -f /etc/debian_version ] && [ "$$(id -u)" = 0 ] && [ ! -d $(FMNIST_SYSTEM_DIR) ]; then \
 		echo "installing Debian package dataset-fashion-mnist"; \
