@@ -7,7 +7,7 @@ Two kinds of model, recognised with ``isinstance`` (the Protocols are runtime-ch
 
 The helpers build what several callers need alike: latents fixed by a seed (:func:`fixed_latents`), class
 labels cycled in order (:func:`cycled_labels`, :func:`cycled_classes`), the exact inputs ``generate(n, classes, truncation, seed)`` uses
-(:func:`seeded_inputs`), dropout masks fixed by a seed (:func:`seeded_dropout`, :func:`dropout_seed`), generation
+(:func:`seeded_inputs`), dropout masks fixed by a seed (:func:`seeded_dropout`, :func:`iteration_seed`), generation
 and translation batch by batch (:func:`generate_in_batches`,
 :func:`translate_in_batches`), and the truncation trick (:func:`truncate`). Latents and labels are drawn on the
 CPU, so a seed gives the same images on every device.
@@ -131,15 +131,21 @@ def seeded_dropout(device: torch.device, seed: int | None) -> Iterator[None]:
 _MASK64 = 2**64 - 1
 
 
-def dropout_seed(run_seed: int, step: int, rank: int = 0) -> int:
-    """The seed of iteration ``step``'s dropout masks on process ``rank`` of a run seeded ``run_seed``, for
-    :func:`seeded_dropout`.
+#: The random streams :func:`iteration_seed` seeds: dropout masks (pix2pix) and D's input augmentation.
+DROPOUT_STREAM = 0
+AUGMENTATION_STREAM = 1
 
-    A pure function of the three integers (no state to checkpoint, no tensor, so nothing waits for a device): a
-    resumed run draws the masks of the uninterrupted one. SplitMix64's finalizer mixes them, so neighbouring
-    steps and ranks get unrelated seeds.
+
+def iteration_seed(run_seed: int, step: int, rank: int = 0, stream: int = DROPOUT_STREAM) -> int:
+    """The seed of iteration ``step``'s draws of one random ``stream`` (dropout masks, augmentations) on process
+    ``rank`` of a run seeded ``run_seed``, e.g. for :func:`seeded_dropout`.
+
+    A pure function of the integers (no state to checkpoint, no tensor, so nothing waits for a device): a
+    resumed run draws what the uninterrupted one drew. SplitMix64's finalizer mixes them, so neighbouring
+    steps, ranks and streams get unrelated seeds.
     """
     x = (run_seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + rank * 0x94D049BB133111EB + 1) & _MASK64
+    x = (x + stream * 0xD6E8FEB86659FD93) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return (x ^ (x >> 31)) >> 1  # 63 bits: any torch seed

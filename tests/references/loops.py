@@ -50,7 +50,7 @@ from ganzoo.models.ema import ExponentialMovingAverage
 from ganzoo.models.image_pool import ImagePool
 from ganzoo.models.orthogonal import add_orthogonal_regularization
 from ganzoo.models.schedules import linear_decay
-from ganzoo.sampling import dropout_seed, seeded_dropout
+from ganzoo.sampling import iteration_seed, seeded_dropout
 
 
 def _device(net: nn.Module) -> torch.device:
@@ -235,7 +235,7 @@ class PlainPix2Pix:
     the GAN loss of the fake pair plus ``lambda_L1`` times the L1 distance to real_B. Adam for each network (no
     image pool: the official ``pool_size=0``); :meth:`end_epoch` steps the linear decay schedule. The official
     code draws G's dropout masks from the global random state; here, as in ganzoo, from the seed
-    ``dropout_seed(run_seed, iteration)`` (the masks are as random, and the equality tests can match them).
+    ``iteration_seed(run_seed, iteration)`` (the masks are as random, and the equality tests can match them).
     """
 
     def __init__(
@@ -273,7 +273,7 @@ class PlainPix2Pix:
     def step(self, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
         real_A, real_B = batch[0], batch[1]
         with _precision(self.device, self.autocast):
-            with seeded_dropout(self.device, dropout_seed(self.run_seed, self.iteration)):
+            with seeded_dropout(self.device, iteration_seed(self.run_seed, self.iteration)):
                 fake_B = self.netG(real_A)
             self.iteration += 1
             # backward_D

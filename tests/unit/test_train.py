@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganzoo.checkpoint import load_checkpoint_file
 from ganzoo.errors import ConfigError
@@ -26,10 +27,21 @@ PIX2PIX = (
 )  # fmt: skip
 
 
+#: ADA from p = 0.5, adjusting it every 2 iterations by 128 / 1000 (stopping at 3 saves the controller mid-interval), and pix2pix's
+#: pairs through DiffAugment: the augmentations' draws and the controller must resume exactly.
+ADA = (
+    "model.augment=ada",
+    "model.augment_options.interval=2",
+    "model.augment_options.kimg=1",
+    "model.augment_options.p=0.5",
+)
+PIX2PIX_DIFFAUG = (*PIX2PIX, "model.augment=diffaug")
+
+
 @pytest.mark.parametrize(
     ("stop_at", "extra"),
-    [(3, ()), (4, ()), (3, ("trainer.limit_train_batches=2",)), (3, PIX2PIX)],
-    ids=["mid-epoch", "epoch-end", "short-epochs", "pix2pix"],
+    [(3, ()), (4, ()), (3, ("trainer.limit_train_batches=2",)), (3, PIX2PIX_DIFFAUG), (3, ADA)],
+    ids=["mid-epoch", "epoch-end", "short-epochs", "pix2pix-diffaug", "ada"],
 )
 def test_resume_equals_uninterrupted_run(
     stop_at: int, extra: tuple[str, ...], train_in_process: Train, tmp_path: Path
@@ -45,6 +57,13 @@ def test_resume_equals_uninterrupted_run(
     assert load_checkpoint_file(first)["global_step"] == stop_at
     train_in_process(tmp_path / "resumed", *common, "trainer.max_steps=6", f"ckpt_path={first}")
     assert_resume_is_exact(*(tmp_path / run / "checkpoints" / "last.ckpt" for run in ("full", "first", "resumed")))
+    if extra == ADA:
+        full, resumed = (
+            load_checkpoint_file(tmp_path / run / "checkpoints" / "last.ckpt") for run in ("full", "resumed")
+        )
+        assert float(full["state_dict"]["augmentation.p"]) != 0.5  # p moved (and equals: assert_resume_is_exact)
+        saved, again = full["ganzoo"]["augmentation"], resumed["ganzoo"]["augmentation"]
+        assert saved.keys() == again.keys() and all(torch.equal(saved[k], again[k]) for k in saved)
 
 
 def test_without_metrics_trains_without_evaluation(train_in_process: Train, tmp_path: Path) -> None:

@@ -14,13 +14,23 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 
 import ganzoo
+from ganzoo.augment import Augmentation, build_augmentation
 from ganzoo.checkpoint import ensure_model_class
 from ganzoo.compat import current_batch_index
 from ganzoo.distributed import process_share
 from ganzoo.errors import ConfigError
 from ganzoo.loop import writes_logs
 from ganzoo.nets.sync_batchnorm import local_statistics
-from ganzoo.sampling import ClassIds, check_truncation, class_labels, draw_latents, seeded, truncate
+from ganzoo.sampling import (
+    AUGMENTATION_STREAM,
+    ClassIds,
+    check_truncation,
+    class_labels,
+    draw_latents,
+    iteration_seed,
+    seeded,
+    truncate,
+)
 
 
 class GANModule(LightningModule):
@@ -44,6 +54,12 @@ class GANModule(LightningModule):
     graphs: the kernels of a whole forward/backward launched at once, for small networks whose steps are
     shorter than their kernels' launch costs) or ``max-autotune``.
 
+    Augmentation (config keys ``model.augment`` and ``model.augment_options``, :mod:`ganzoo.augment`): ``diffaug``
+    or ``ada`` transform every image a discriminator sees, real and generated, in the D step and the G step alike.
+    Models pass each D input through :meth:`augmented` and D's outputs on real images to :meth:`observe_real`
+    (which ADA's controller reads); this class reseeds the augmentation's random stream every iteration,
+    advances its controller, logs its values and keeps its state in checkpoints.
+
     Logging: a training step hands its values to :meth:`log_step_values`, which keeps them on the device
     every iteration and logs them through Lightning only at iterations whose values are written, so that no
     iteration in between waits for the device (see :mod:`ganzoo.loop`).
@@ -52,11 +68,21 @@ class GANModule(LightningModule):
     #: Logged step values shown under the progress bar (:class:`~ganzoo.callbacks.IterationProgressBar`).
     progress_bar_values: tuple[str, ...] = ()
 
-    def __init__(self, channels_last: bool = False, compile: bool | str = False) -> None:
+    def __init__(
+        self,
+        channels_last: bool = False,
+        compile: bool | str = False,
+        augment: str | None = "none",
+        augment_options: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.channels_last = channels_last
         self.compile_networks = compile_mode(compile)
+        #: The differentiable augmentation of D's inputs, or None (``model.augment=none``).
+        self.augmentation: Augmentation | None = build_augmentation(augment, augment_options)
+        self._augmentation_state_to_load: dict[str, torch.Tensor] | None = None
+        self._real_images = 0  # real images of this iteration over all processes (the augmentation's controller)
         #: This iteration's training values (detached scalars on the device, or floats), by logged name.
         self.step_values: dict[str, torch.Tensor | float] = {}
         # The resolved Hydra config of this model; written into checkpoints so that
@@ -95,16 +121,41 @@ class GANModule(LightningModule):
         world_size = self.trainer.world_size if self._trainer is not None else 1
         return process_share(n, world_size, f"model.{name}")
 
+    # ------------------------------------------------------------------------ augmentation
+    def augmented(self, images: torch.Tensor, image_channels: int | None = None) -> torch.Tensor:
+        """``images`` (N, C, H, W) as the discriminator should see them: through the run's augmentation, if any.
+        ``image_channels``: the channels of one image when each item stacks several (a conditional D's pair)."""
+        return images if self.augmentation is None else self.augmentation(images, image_channels)
+
+    def observe_real(self, logits: torch.Tensor) -> None:
+        """Hand D's outputs on this iteration's (augmented) real images to the augmentation (ADA's r_t)."""
+        if self.augmentation is not None:
+            self.augmentation.observe_real(logits)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self.augmentation is not None:
+            # A seed of (run seed, iteration, process): a resumed run draws the transforms the uninterrupted one drew.
+            seed = iteration_seed(torch.initial_seed(), self.global_step, self.global_rank, AUGMENTATION_STREAM)
+            self.augmentation.reseed(seed, self.device)
+            world_size = self.trainer.world_size if self._trainer is not None else 1
+            self._real_images = len(batch[0]) * world_size
+
     # ----------------------------------------------------------------------------- logging
     def log_step_values(self, values: Mapping[str, torch.Tensor | float]) -> None:
         """Record this iteration's training values: 0-dim tensors (detached here) or Python floats, by name
-        (``train/loss_g``, ...). Call once per training step, after the generator update.
+        (``train/loss_g``, ...). Call once per training step, after the generator update: it also ends the
+        iteration for the augmentation's controller (ADA), whose values join the logged ones.
 
         They stay on the device as :attr:`step_values` (the non-finite guard and the progress bar read them
         there) and go through Lightning's ``self.log`` only when this iteration's values are written
         (:func:`ganzoo.loop.writes_logs`): ``self.log`` costs a fraction of a millisecond of host time per
         value, and the loggers see only those iterations anyway.
         """
+        if self.augmentation is not None:
+            # Here, inside the training step: checkpoint callbacks save before the batch-end hooks run, and a
+            # checkpoint must hold the controller as it is after this iteration.
+            self.augmentation.end_iteration(self.global_step, self._real_images)
+            values = {**values, **self.augmentation.logged_values()}
         self.step_values = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
         if self.values_written():
             self.log_dict(self.step_values)
@@ -176,6 +227,8 @@ class GANModule(LightningModule):
             "run_config": self.run_config,
             "noise_states": states,
         }
+        if self.augmentation is not None:  # collective: every rank saves
+            checkpoint["ganzoo"]["augmentation"] = self.augmentation.extra_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Runs before Lightning loads the weights, so a checkpoint of another model fails with one clear line.
@@ -188,8 +241,12 @@ class GANModule(LightningModule):
                 f"be trained: set trainer.max_steps above {step}"
             )
         self._noise_states_to_load = checkpoint.get("ganzoo", {}).get("noise_states")
+        self._augmentation_state_to_load = checkpoint.get("ganzoo", {}).get("augmentation")
 
     def on_train_start(self) -> None:
+        augmentation_state, self._augmentation_state_to_load = self._augmentation_state_to_load, None
+        if augmentation_state is not None and self.augmentation is not None:
+            self.augmentation.load_extra_state(augmentation_state, self.global_rank)
         states, self._noise_states_to_load = self._noise_states_to_load, None
         if states is not None and states.shape[0] == self.trainer.world_size:
             # clone(): Generator.set_state crashes on a view with a storage offset (torch 2.14).

@@ -68,6 +68,8 @@ class BigGAN(NoiseToImageGAN):
         standing_batch_size: batch size of those batches; 0 means ``G_batch_size``.
             These three are the defaults of the sampling settings :meth:`generate` takes.
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
+        augment, augment_options: differentiable augmentation of every D input (``none``, ``diffaug``, ``ada``),
+            see :class:`~ganzoo.models.base.GANModule`.
     """
 
     progress_bar_values = ("train/loss_d_real", "train/loss_d_fake", "train/loss_g")
@@ -100,8 +102,10 @@ class BigGAN(NoiseToImageGAN):
         standing_batch_size: int = 0,
         channels_last: bool = False,
         compile: bool | str = False,
+        augment: str | None = "none",
+        augment_options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(channels_last=channels_last, compile=compile)
+        super().__init__(channels_last=channels_last, compile=compile, augment=augment, augment_options=augment_options)
         for name, value in (
             ("batch_size", batch_size),
             ("num_D_steps", num_D_steps),
@@ -284,8 +288,9 @@ class BigGAN(NoiseToImageGAN):
                     fake_labels = self.sample_labels(len(real))
                     with torch.no_grad():
                         fake = G(self.sample_latent(len(real)), fake_labels)
-                    scores = D(torch.cat([fake, real]), torch.cat([fake_labels, real_labels]))
+                    scores = D(self.augmented(torch.cat([fake, real])), torch.cat([fake_labels, real_labels]))
                     scores_fake, scores_real = scores.split([len(fake), len(real)])
+                    self.observe_real(scores_real)
                     loss_real = self.loss.discriminator_real(scores_real)
                     loss_fake = self.loss.discriminator_fake(scores_fake)
                     self.manual_backward((loss_real + loss_fake) / hp.num_D_accumulations)
@@ -299,7 +304,7 @@ class BigGAN(NoiseToImageGAN):
             for _ in range(hp.num_G_accumulations):
                 labels = self.sample_labels(G_batch_size)
                 fake = G(self.sample_latent(G_batch_size), labels)
-                loss_g = self.loss.generator(D(fake, labels))
+                loss_g = self.loss.generator(D(self.augmented(fake), labels))
                 self.manual_backward(loss_g / hp.num_G_accumulations)
             if hp.G_ortho > 0:
                 shared = getattr(G, "shared", None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import chain
 from typing import Any
 
@@ -39,6 +39,8 @@ class CycleGAN(GANModule):
         gan_mode: ``lsgan`` (MSE, the default) or ``vanilla`` (BCE on logits).
         lambda_A, lambda_B: cycle-loss weights; lambda_identity: identity weight relative to them.
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
+        augment, augment_options: differentiable augmentation of every D input (``none``, ``diffaug``, ``ada``),
+            see :class:`~ganzoo.models.base.GANModule`.
     """
 
     progress_bar_values = ("train/loss_g", "train/loss_d_a", "train/loss_d_b")
@@ -61,8 +63,10 @@ class CycleGAN(GANModule):
         epoch_count: int = 1,
         channels_last: bool = False,
         compile: bool | str = False,
+        augment: str | None = "none",
+        augment_options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(channels_last=channels_last, compile=compile)
+        super().__init__(channels_last=channels_last, compile=compile, augment=augment, augment_options=augment_options)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.generator_a2b = generator()
         self.generator_b2a = generator()
@@ -110,8 +114,8 @@ class CycleGAN(GANModule):
             fake_a = self.generator_b2a(real_b)
             rec_b = self.generator_a2b(fake_a)
             losses = {
-                "loss_g_a2b": self.loss.generator(self.discriminator_b(fake_b)),
-                "loss_g_b2a": self.loss.generator(self.discriminator_a(fake_a)),
+                "loss_g_a2b": self.loss.generator(self.discriminator_b(self.augmented(fake_b))),
+                "loss_g_b2a": self.loss.generator(self.discriminator_a(self.augmented(fake_a))),
                 "loss_cycle_a": F.l1_loss(rec_a, real_a) * hp.lambda_A,
                 "loss_cycle_b": F.l1_loss(rec_b, real_b) * hp.lambda_B,
             }
@@ -137,7 +141,11 @@ class CycleGAN(GANModule):
 
     def _discriminator_loss(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         # Halved, as in the official code, so D learns at half the rate of G.
-        loss = self.loss.discriminator_real(discriminator(real)) + self.loss.discriminator_fake(discriminator(fake))
+        logits_real = discriminator(self.augmented(real))
+        self.observe_real(logits_real)
+        loss = self.loss.discriminator_real(logits_real) + self.loss.discriminator_fake(
+            discriminator(self.augmented(fake))
+        )
         return 0.5 * loss
 
     def on_train_epoch_end(self) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -24,6 +27,8 @@ class DCGAN(NoiseToImageGAN):
         beta1, beta2: Adam betas.
         real_label: target for real images in the D loss (< 1 for one-sided label smoothing).
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
+        augment, augment_options: differentiable augmentation of every D input (``none``, ``diffaug``, ``ada``),
+            see :class:`~ganzoo.models.base.GANModule`.
     """
 
     progress_bar_values = ("train/loss_d", "train/loss_g")
@@ -38,8 +43,10 @@ class DCGAN(NoiseToImageGAN):
         real_label: float = 1.0,
         channels_last: bool = False,
         compile: bool | str = False,
+        augment: str | None = "none",
+        augment_options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(channels_last=channels_last, compile=compile)
+        super().__init__(channels_last=channels_last, compile=compile, augment=augment, augment_options=augment_options)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.generator = generator
         self.discriminator = discriminator
@@ -62,15 +69,16 @@ class DCGAN(NoiseToImageGAN):
         opt_g, opt_d = self.optimizers()
         fake = self.generator(self.sample_latent(real.shape[0]))
 
-        logits_real = self.discriminator(real)
-        logits_fake = self.discriminator(fake.detach())
+        logits_real = self.discriminator(self.augmented(real))
+        self.observe_real(logits_real)
+        logits_fake = self.discriminator(self.augmented(fake.detach()))
         loss_d = self.loss.discriminator_real(logits_real) + self.loss.discriminator_fake(logits_fake)
         opt_d.zero_grad(set_to_none=True)
         self.manual_backward(loss_d)
         self.discriminator_step(opt_d)
 
         with self.frozen(self.discriminator):
-            logits_fake_for_g = self.discriminator(fake)
+            logits_fake_for_g = self.discriminator(self.augmented(fake))
             loss_g = self.loss.generator(logits_fake_for_g)
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(loss_g)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -15,7 +15,7 @@ from ganzoo.losses import adversarial_loss
 from ganzoo.models.base import GANModule
 from ganzoo.models.schedules import linear_decay_schedules
 from ganzoo.models.translation import translate_with
-from ganzoo.sampling import dropout_seed, seeded_dropout
+from ganzoo.sampling import iteration_seed, seeded_dropout
 
 
 class Pix2Pix(GANModule):
@@ -31,7 +31,7 @@ class Pix2Pix(GANModule):
     then the discriminator step on the real pair ``(real_A, real_B)`` and the fake pair ``(real_A, fake_B)``
     (detached), the loss halved; then the generator step (D frozen) on the adversarial loss of the fake pair plus
     ``lambda_L1 * |fake_B - real_B|_1``. The generator's dropout masks come from a seed of the run's seed, the
-    iteration and the process (:func:`~ganzoo.sampling.dropout_seed`), so runs resume exactly. No history pool
+    iteration and the process (:func:`~ganzoo.sampling.iteration_seed`), so runs resume exactly. No history pool
     (the official ``pool_size=0``). Adam for each network; the learning rate stays for ``n_epochs`` epochs and
     then decays linearly to zero over ``n_epochs_decay`` epochs, stepped at each epoch end.
 
@@ -49,6 +49,8 @@ class Pix2Pix(GANModule):
         lambda_L1: weight of the L1 loss between translation and target.
         eval_mode: translate with the generator in eval mode (the official ``--eval``) instead of the test protocol.
         channels_last, compile: speed switches, see :class:`~ganzoo.models.base.GANModule`.
+        augment, augment_options: differentiable augmentation of every D input (``none``, ``diffaug``, ``ada``),
+            see :class:`~ganzoo.models.base.GANModule`.
     """
 
     progress_bar_values = ("train/loss_g", "train/loss_d")
@@ -69,8 +71,10 @@ class Pix2Pix(GANModule):
         eval_mode: bool = False,
         channels_last: bool = False,
         compile: bool | str = False,
+        augment: str | None = "none",
+        augment_options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(channels_last=channels_last, compile=compile)
+        super().__init__(channels_last=channels_last, compile=compile, augment=augment, augment_options=augment_options)
         self.save_hyperparameters(ignore=["generator", "discriminator"])
         self.direction = check_direction(direction, "model.direction")
         self.generator = generator()
@@ -129,13 +133,17 @@ class Pix2Pix(GANModule):
         opt_g, opt_d = self.optimizers()
         # Dropout masks from a seed of (run seed, iteration, rank): a resumed run draws the masks the uninterrupted
         # one drew (the global random state is not in checkpoints).
-        with seeded_dropout(self.device, dropout_seed(torch.initial_seed(), self.global_step, self.global_rank)):
+        with seeded_dropout(self.device, iteration_seed(torch.initial_seed(), self.global_step, self.global_rank)):
             fake_b = self.generator(real_a)
 
         # The fake pair first, as the official backward_D (batch norms in D see the two pairs in that order).
+        channels = real_a.shape[1]
+        logits_fake = self.discriminator(self.augmented(torch.cat((real_a, fake_b.detach()), 1), channels))
+        logits_real = self.discriminator(self.augmented(torch.cat((real_a, real_b), 1), channels))
+        self.observe_real(logits_real)
         losses = {
-            "loss_d_fake": self.loss.discriminator_fake(self.discriminator(torch.cat((real_a, fake_b.detach()), 1))),
-            "loss_d_real": self.loss.discriminator_real(self.discriminator(torch.cat((real_a, real_b), 1))),
+            "loss_d_fake": self.loss.discriminator_fake(logits_fake),
+            "loss_d_real": self.loss.discriminator_real(logits_real),
         }
         loss_d = 0.5 * (losses["loss_d_fake"] + losses["loss_d_real"])
         opt_d.zero_grad(set_to_none=True)
@@ -143,7 +151,8 @@ class Pix2Pix(GANModule):
         self.discriminator_step(opt_d)
 
         with self.frozen(self.discriminator):
-            losses["loss_g_gan"] = self.loss.generator(self.discriminator(torch.cat((real_a, fake_b), 1)))
+            fake_pair = self.augmented(torch.cat((real_a, fake_b), 1), channels)
+            losses["loss_g_gan"] = self.loss.generator(self.discriminator(fake_pair))
             losses["loss_g_l1"] = F.l1_loss(fake_b, real_b) * self.hparams.lambda_L1
             loss_g = losses["loss_g_gan"] + losses["loss_g_l1"]
             opt_g.zero_grad(set_to_none=True)

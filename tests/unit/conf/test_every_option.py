@@ -46,9 +46,11 @@ CASES = [(group, option) for group in GROUPS for option in options(group)]
 
 
 def test_every_group_is_covered() -> None:
-    """A new config group must be added to GROUPS (or be Hydra's own), so nothing ships untested."""
+    """A new config group must be added to GROUPS (or be Hydra's own), so nothing ships untested. ``augment`` holds
+    the keys every model config includes (``model.augment``): composed with every model option."""
     groups = {p.name for p in CONF.iterdir() if p.is_dir()}
-    assert groups - set(GROUPS) == {"hydra"}
+    assert groups - set(GROUPS) == {"hydra", "augment"}
+    assert all("/augment/default@" in (CONF / "model" / f"{model}.yaml").read_text() for model in options("model"))
     assert len(CASES) >= 40
 
 

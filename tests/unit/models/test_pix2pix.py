@@ -110,12 +110,12 @@ def test_learning_rate_is_constant_then_decays_linearly_per_epoch(tmp_path: Path
     assert rates == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
 
 
-def test_dropout_seeds_depend_on_run_seed_step_and_rank_only() -> None:
-    from ganzoo.sampling import dropout_seed
+def test_iteration_seeds_depend_on_run_seed_step_and_rank_only() -> None:
+    from ganzoo.sampling import iteration_seed
 
-    seeds = {dropout_seed(run, step, rank) for run in (0, 1) for step in range(50) for rank in range(4)}
+    seeds = {iteration_seed(run, step, rank) for run in (0, 1) for step in range(50) for rank in range(4)}
     assert len(seeds) == 2 * 50 * 4 and all(0 <= s < 2**63 for s in seeds)
-    assert dropout_seed(3, 7, 1) == dropout_seed(3, 7, 1)
+    assert iteration_seed(3, 7, 1) == iteration_seed(3, 7, 1)
 
 
 def test_model_pix2pix_data_facades_is_the_official_recipe(tmp_path: Path) -> None:
