@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from ganzoo.data.loader_position import LoaderPosition, PositionTrackingLoader
 from ganzoo.data.loader_settings import AUTO, LoaderRequest, LoaderSettings, Placement
 from ganzoo.data.sampler import EpochShuffleSampler
+from ganzoo.data.subset import TrainSubset, check_fraction, subset_indices
 from ganzoo.distributed import process_share
 from ganzoo.errors import ConfigError, DataError
 
@@ -71,6 +72,9 @@ class ImageDataModule(L.LightningDataModule):
             an accelerator, torch's default (2) on a CPU.
         drop_last: drop the last incomplete train batch (the val loader keeps it).
         flip: random horizontal flips, train set only.
+        train_fraction: train on this fraction of the train split only (e.g. 0.1: the small-data regime of
+            DiffAugment/ADA), a subset fixed by the data and the fraction alone (:mod:`ganzoo.data.subset`); the
+            evaluation still uses the whole splits. None: all of it.
         seed: seeds the train shuffle order, DDP shards, augmentation and any train/val split; None draws one per run.
         num_classes: optional expected class count; checked against the data.
         name: short name used in metric names and cache files (``val/fid_<name>``); default
@@ -107,6 +111,7 @@ class ImageDataModule(L.LightningDataModule):
         prefetch_factor: int | Literal["auto"] = AUTO,
         drop_last: bool = True,
         flip: bool = False,
+        train_fraction: float | None = None,
         seed: int | None = 0,
         num_classes: int | None = None,
         name: str | None = None,
@@ -134,6 +139,7 @@ class ImageDataModule(L.LightningDataModule):
         self._loader_settings_logged = False
         self.drop_last = drop_last
         self.flip = flip
+        self.train_fraction = check_fraction(train_fraction)
         # seed=None (an unseeded run): a different shuffle order each run.
         self.seed = seed if seed is not None else int(torch.initial_seed() % 2**31)
         self._num_classes = fixed if fixed is not None else num_classes
@@ -313,8 +319,13 @@ class ImageDataModule(L.LightningDataModule):
         return LoaderPosition(epoch, max(0, done) * self.process_batch_size)
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled batches of the train set: (B, channels, image_size, image_size) float32, (B,) int64."""
+        """Shuffled batches of the train set (its ``train_fraction``): (B, channels, image_size, image_size) float32,
+        (B,) int64."""
         train_set, _ = self._require_setup()
+        if self.train_fraction is not None:
+            train_set = TrainSubset(train_set, subset_indices(len(train_set), self.train_fraction))  # type: ignore[arg-type]
+            if self._processes()[1] == 0:
+                log.info("training on %d images: data.train_fraction=%g", len(train_set), self.train_fraction)
         n = len(train_set)  # type: ignore[arg-type]
         if self.drop_last and n < self.batch_size:
             # Otherwise every epoch would silently be empty.
