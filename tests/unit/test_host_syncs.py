@@ -19,15 +19,20 @@ import torch
 from ganzoo.models.dcgan import DCGAN
 from ganzoo.train import compose_config, train
 
+#: ADA adjusting p every other iteration (so watched iterations adjust it): its controller must not sync either.
+ADA = ["model.augment=ada", "model.augment_options.interval=2"]
+
 #: Tiny versions of each model's CPU recipe: the networks' size does not change the host's work per iteration.
+#: Each augments its discriminator's inputs (DiffAugment or ADA), which must not sync either.
 MODELS = {
-    "dcgan": ["model.generator.ngf=4", "model.discriminator.ndf=4", "data.batch_size=4"],
+    "dcgan": ["model.generator.ngf=4", "model.discriminator.ndf=4", "data.batch_size=4", *ADA],
     "cyclegan": [
         "experiment=cyclegan_fmnist",
         "model.generator.ngf=4",
         "model.generator.n_blocks=1",
         "model.discriminator.ndf=4",
         "data.batch_size=2",
+        *ADA,
     ],
     "pix2pix": [
         "experiment=pix2pix_fmnist",
@@ -36,8 +41,15 @@ MODELS = {
         "model.generator.ngf=4",
         "model.discriminator.ndf=4",
         "data.batch_size=2",
+        "model.augment=diffaug",
     ],
-    "biggan": ["experiment=biggan_fmnist", "model.generator.ch=4", "model.discriminator.ch=4", "model.batch_size=2"],
+    "biggan": [
+        "experiment=biggan_fmnist",
+        "model.generator.ch=4",
+        "model.discriminator.ch=4",
+        "model.batch_size=2",
+        "model.augment=diffaug",
+    ],
 }
 
 
