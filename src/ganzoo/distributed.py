@@ -70,6 +70,16 @@ def all_reduce(tensor: torch.Tensor, op: Literal["sum", "max"] = "sum", group: A
     return tensor
 
 
+def gather_rows(block: torch.Tensor) -> torch.Tensor:
+    """The (n_i, D) blocks of every process (sizes may differ), concatenated in rank order: the rows one process would
+    hold. Every process must call it; untouched on a single process."""
+    if world_size() == 1:
+        return block
+    from torchmetrics.utilities.distributed import gather_all_tensors  # pads and trims uneven blocks
+
+    return torch.cat(gather_all_tensors(block))
+
+
 def sum_over_processes(value: int, device: torch.device | str = "cpu") -> int:
     """The sum of an integer over all processes (NCCL needs ``device`` to be the process's GPU)."""
     if world_size() == 1:

@@ -1,4 +1,5 @@
-"""``python -m ganzoo.evaluate``: FID/KID/IS (and class statistics) of a checkpoint or of a set of images.
+"""``python -m ganzoo.evaluate``: FID/KID/IS, class statistics, precision/recall/density/coverage of a checkpoint
+or of a set of images.
 
 Examples::
 
@@ -7,7 +8,8 @@ Examples::
     python -m ganzoo.evaluate images=samples.npz data=fashion_mnist
 
 For a checkpoint it repeats the run's own evaluation (same data, metrics, latents and real statistics), so
-the numbers equal those logged during training; the EMA generator is used where a model keeps one.
+the numbers equal those logged during training; the EMA generator is used where a model keeps one. The JSON
+report's ``protocol`` says how they were measured (:meth:`ganzoo.metrics.Evaluation.protocol`).
 """
 
 from __future__ import annotations
@@ -158,6 +160,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "statistics": str(evaluation.statistics_file),
         },
         "seed": evaluation.seed,
+        # Extractor, counts and metric settings behind every number above.
+        "protocol": evaluation.protocol(model),
     }
 
 

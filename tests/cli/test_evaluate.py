@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torchvision.io import write_png
 
@@ -54,6 +55,19 @@ def test_images_from_npz_and_folder(tiny_data_dir: Path, tmp_path: Path) -> None
     random = evaluate_images(tmp_path / "noise.npz", tmp_path, tiny_data_dir)
     assert real["num_images"] == 64 and real["real"]["split"] == "val" and real["extractor"] == "fmnist"
     assert abs(real["metrics"]["val/fid_fmnist"]) < 1e-4 * random["metrics"]["val/fid_fmnist"]
+    # The real images themselves lie in the real balls and cover every one of them; noise lies in none.
+    assert [real["metrics"][f"val/{name}_fmnist"] for name in ("precision", "recall", "coverage")] == [1.0] * 3
+    assert real["metrics"]["val/density_fmnist"] == pytest.approx(1.0, abs=0.1)
+    assert random["metrics"]["val/precision_fmnist"] == random["metrics"]["val/coverage_fmnist"] == 0.0
+    # How the numbers were measured: the extractor's weights, the counts, the settings.
+    protocol = real["protocol"]
+    assert protocol["extractor"] == "fmnist" and protocol["extractor_identity"].startswith("classifier_")
+    assert (protocol["num_generated"], protocol["real_data"], protocol["real_split"], protocol["num_real"]) == (
+        64, "fmnist", "val", 64,
+    )  # fmt: skip
+    assert protocol["metrics"] == ["fid", "kid", "is", "classes", "prdc"] and protocol["kid_subset_size"] == 64
+    assert (protocol["precision_recall_k"], protocol["density_coverage_k"], protocol["truncation"]) == (3, 5, None)
+    assert random["protocol"] == protocol
     assert from_folder["metrics"]["val/fid_fmnist"] == real["metrics"]["val/fid_fmnist"]
     # Labels in the npz give the class accuracy; the real images are predicted as their own classes.
     assert real["metrics"]["val/class_accuracy_fmnist"] > 0.8

@@ -1,4 +1,5 @@
-"""ganzoo.distributed on one process (no process group, and a group of one) and over two real gloo processes."""
+"""ganzoo.distributed on one process (no process group, and a group of one) and over two real gloo processes, where
+the feature metrics (FID, KID, precision/recall/density/coverage) gather their states through it too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch.multiprocessing as mp
 
 from ganzoo import distributed
 from ganzoo.errors import ConfigError
+from ganzoo.metrics import FeatureExtractor, FeatureMetrics
 
 
 def test_process_share_splits_a_run_batch_evenly() -> None:
@@ -64,9 +66,50 @@ def test_a_group_of_one_process_reduces_nothing(tmp_path: Path, no_process_group
     assert not distributed.is_distributed()
 
 
+class _Projection(FeatureExtractor):
+    """Features of uint8 images (N, 1, 4, 4): a fixed random projection to 6 dimensions, the same in every process."""
+
+    name, num_features = "projection", 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.randn(16, 6, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return images.flatten(1).float() @ self.weight / 255, torch.zeros(len(images), 0)
+
+
+def _images(n: int, seed: int, high: int) -> torch.Tensor:
+    return torch.randint(0, high, (n, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+
+
+REAL, FAKE = _images(41, seed=1, high=256), _images(33, seed=2, high=200)
+
+
+def _feature_metrics(rank: int, world_size: int) -> tuple[list[dict[str, float]], bool]:
+    """FID, KID and prdc of two evaluations of FAKE against REAL, each process measuring its share of both as an
+    Evaluation does (process 0 keeps the real statistics), and whether the real radii were computed only once."""
+    metrics = FeatureMetrics(_Projection(), ["fid", "kid", "prdc"], kid_subsets=4, kid_subset_size=20)
+    metrics.update_real(REAL[list(distributed.shard(len(REAL), world_size, rank))])
+    state = metrics.real_state()
+    metrics.load_real_state(state if rank == 0 else metrics.empty_real_state())
+    evaluations, manifolds = [], []
+    for fake in (FAKE, FAKE.flip(-1)):
+        metrics.reset()
+        mine = list(distributed.shard(len(fake), world_size, rank))
+        for start in range(0, len(mine), 5):  # uneven batches
+            metrics.update_fake(fake[mine[start : start + 5]])
+        evaluations.append(metrics.compute(seed=3))
+        manifolds.append(metrics.real_manifold)
+    return evaluations, manifolds[0] is manifolds[1] and (manifolds[0] is not None) == (rank == 0)
+
+
 def _two_process_worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    evaluations, radii_once = _feature_metrics(rank, 2)
     results = {
+        "evaluations": evaluations,
+        "radii_once": radii_once,
         "info": distributed.process_info(),
         "world_size": distributed.world_size(),
         "sum": distributed.sum_over_processes(rank + 1),
@@ -87,3 +130,12 @@ def test_two_processes_agree(tmp_path: Path) -> None:
         assert results["info"] == (2, rank) and results["world_size"] == 2
         assert results["sum"] == 3 and results["max"] == [10] and results["summed"] == [2.0, 1.0]
         assert results["host_group_is_default"] and results["first"] == {"from": 0} and results["closed"]
+    # Both processes report what one process measures on all the images; process 0 computed its radii once.
+    single, _ = _feature_metrics(0, 1)
+    for rank, results in enumerate(ranks):
+        assert results["radii_once"], rank
+        for alone, shared in zip(single, results["evaluations"], strict=True):
+            assert set(shared) == {"fid", "kid", "kid_std", "precision", "recall", "density", "coverage"}
+            assert shared["fid"] == pytest.approx(alone["fid"], rel=1e-6), rank  # sums added in another order
+            assert {k: v for k, v in shared.items() if k != "fid"} == {k: v for k, v in alone.items() if k != "fid"}
+    assert single[0] != single[1] and 0 < single[0]["precision"] < 1 and 0 < single[0]["coverage"] < 1

@@ -12,7 +12,7 @@ SOURCE = Path(ganzoo.__file__).resolve().parent
 
 #: ganzoo's modules and packages from the lowest layer to the highest; a module may import those before it.
 LAYERS = (
-    "errors", "images", "distributed", "compat", "cpus", "nets", "data", "losses", "checkpoint", "sampling",
+    "errors", "images", "distributed", "compat", "cpus", "nets", "data", "losses", "augment", "checkpoint", "sampling",
     "loop", "models", "weights", "metrics", "loggers", "callbacks", "layer_sync", "hydra_ddp", "settings", "cli",
     "loading", "train", "sample", "evaluate", "translate",
 )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Periodic evaluation (FID, KID, IS, class statistics) during training, logged and ready for checkpointing."""
+"""Periodic evaluation (FID, KID, IS, class statistics, precision/recall/density/coverage) during training, logged
+and ready for checkpointing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class EvaluationCallback(Callback):
     The values go to every logger at the current step and into ``trainer.callback_metrics``, where
     ``ModelCheckpoint(monitor=...)`` finds them (the best-checkpoint callback saves at the same steps).
     Every DDP process evaluates its share of the images; the metrics gather their states across processes.
+    Once the evaluation is set up, its :meth:`~ganzoo.metrics.Evaluation.protocol` joins every logger's
+    hyperparameters as ``evaluation_protocol`` (CSV: ``hparams.yaml``; W&B: the run's config).
 
     Args:
         evaluation: what to compute.
@@ -59,6 +62,11 @@ class EvaluationCallback(Callback):
         if trainer.datamodule is None:
             raise ConfigError("evaluation needs the run's DataModule for real images: pass datamodule= to fit")
         self.evaluation.setup(trainer.datamodule, pl_module.device)
+        if trainer.is_global_zero:
+            # Beside the run's config: the extractor's weights, counts and settings behind every logged number.
+            protocol = self.evaluation.protocol(pl_module)
+            for logger in trainer.loggers:
+                logger.log_hyperparams({"evaluation_protocol": protocol})
         accuracy = getattr(self.evaluation.extractor, "accuracy", None)
         if accuracy is not None:
             self._publish(trainer, {f"evaluator/accuracy_{self.evaluation.name}": accuracy}, trainer.global_step)

@@ -21,7 +21,7 @@ from ganzoo.errors import ConfigError, ganzoo_cause
 from ganzoo.images import to_uint8
 from ganzoo.metrics.classifier import has_labels, require_labels
 from ganzoo.metrics.extractors import ClassifierFeatures, FeatureExtractor
-from ganzoo.metrics.feature_metrics import OUTPUTS, FeatureMetrics
+from ganzoo.metrics.feature_metrics import OUTPUTS, REAL_STATES, FeatureMetrics
 from ganzoo.metrics.inception import InceptionWeightsError
 from ganzoo.metrics.paired import PAIRED_METRICS, PairedMetrics
 from ganzoo.metrics.real_statistics import RealStatisticsCache, statistics_key
@@ -48,8 +48,9 @@ class Evaluation:
 
     Args:
         extractor: a :class:`~ganzoo.metrics.extractors.FeatureExtractor` (Inception, or a classifier).
-        metrics: any of ``fid``, ``kid``, ``is``, ``classes`` (on the extractor's features), and for a translation
-            model on paired data ``l1``, ``psnr``, ``ssim`` (each output against its own target, see
+        metrics: any of ``fid``, ``kid``, ``is``, ``classes``, ``prdc`` (precision, recall, density and coverage,
+            see :mod:`ganzoo.metrics.prdc`) on the extractor's features, and for a translation model on paired data
+            ``l1``, ``psnr``, ``ssim`` (each output against its own target, see
             :class:`~ganzoo.metrics.paired.PairedMetrics`; keys without the extractor's name: ``val/psnr``).
         num_samples: generated images per evaluation, in total over all DDP processes (each generates its share).
         batch_size: images per generator and extractor batch.
@@ -61,7 +62,13 @@ class Evaluation:
         prefix: key prefix; keys read ``<prefix>/<metric>_<extractor name>``, e.g. ``val/fid_fmnist``.
         kid_subsets, kid_subset_size, is_splits: torchmetrics' KID and IS settings (subset size is capped at
             the number of images).
+        precision_recall_k, density_coverage_k: the k of the k-NN balls of precision and recall (3, as in
+            Kynkäänniemi et al. 2019) and of density and coverage (5, as in Naeem et al. 2020). They compare all
+            ``num_samples`` generated images with all real ones (the papers use equal numbers of both);
+            :meth:`protocol` records the counts. With k or fewer images on a side they are NaN (said in the log).
         truncation: truncation threshold of the latents (BigGAN's FID/IS at a truncation); None: untruncated.
+
+    :meth:`protocol` says how the numbers were measured (extractor, counts, settings), for reports and run configs.
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class Evaluation:
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         is_splits: int = 10,
+        precision_recall_k: int = 3,
+        density_coverage_k: int = 5,
         truncation: float | None = None,
     ) -> None:
         if real_split not in ("train", "val"):
@@ -88,8 +97,8 @@ class Evaluation:
         self.paired_metric_names = [name for name in self.metric_names if name in PAIRED_METRICS]
         if not self.feature_metric_names:
             raise ConfigError(
-                f"metrics.evaluation.metrics={self.metric_names} needs one of fid, kid, is or classes besides the "
-                "paired metrics: e.g. [fid, l1, psnr, ssim]"
+                f"metrics.evaluation.metrics={self.metric_names} needs one of fid, kid, is, classes or prdc besides "
+                "the paired metrics: e.g. [fid, l1, psnr, ssim]"
             )
         self.num_samples = _positive_int("num_samples", num_samples, 10000)
         self.batch_size = _positive_int("batch_size", batch_size, 250)
@@ -99,13 +108,23 @@ class Evaluation:
         self.cache_dir = Path(cache_dir)
         self.prefix = prefix
         self.truncation = check_truncation(truncation)
-        self.metric_options = {"kid_subsets": kid_subsets, "kid_subset_size": kid_subset_size, "is_splits": is_splits}
+        self.metric_options = {
+            "kid_subsets": kid_subsets,
+            "kid_subset_size": kid_subset_size,
+            "is_splits": is_splits,
+            "precision_recall_k": _positive_int("precision_recall_k", precision_recall_k, 3),
+            "density_coverage_k": _positive_int("density_coverage_k", density_coverage_k, 5),
+        }
         self.metrics: FeatureMetrics | None = None
         self.paired_metrics: PairedMetrics | None = None
         self.datamodule: Any = None
         self.image_shape: tuple[int, int, int] | None = None
         #: The real-statistics cache file (written or read) of the last setup.
         self.statistics_file: Path | None = None
+        #: The number of real images the last setup used.
+        self.real_count: int | None = None
+        #: The number of images the last evaluation measured (None before the first).
+        self.generated_count: int | None = None
 
     @property
     def name(self) -> str:
@@ -120,6 +139,48 @@ class Evaluation:
         """Every key this evaluation can produce (``class_accuracy`` only for class-conditional models)."""
         keys = [self.key(value) for name in self.feature_metric_names for value in OUTPUTS.get(name, ())]
         return keys + [self.key(name) for name in self.paired_metric_names]
+
+    def protocol(self, model: NoiseToImage | ImageToImage | None = None) -> dict[str, Any]:
+        """How every number of this evaluation is measured, as a flat JSON-ready dict (after :meth:`setup`).
+
+        ``extractor`` (the name in the keys), ``extractor_identity`` (it includes a digest of the weights), ``resize``
+        (how images reach the extractor's input size), ``num_generated`` (images per evaluation, all processes
+        together: those of ``model`` when given, as a translation model translates at most its split's images,
+        else those of the last evaluation, else ``num_samples``), ``real_data``, ``real_split`` and ``num_real``
+        (the real images compared with; 0 when no metric uses real statistics), ``metrics``, the settings of the
+        chosen ones (``kid_subsets`` and the ``kid_subset_size`` in effect, ``is_splits``, ``precision_recall_k``
+        and ``density_coverage_k``), ``truncation`` and ``seed``.
+        """
+        if self.datamodule is None or self.real_count is None:
+            raise RuntimeError("Evaluation.setup() must run first")
+        if isinstance(model, ImageToImage):
+            generated = min(self.num_samples, len(self.datamodule.domain_dataset("A", self.real_split)))
+        elif isinstance(model, NoiseToImage) or self.generated_count is None:
+            generated = self.num_samples
+        else:
+            generated = self.generated_count
+        options = self.metric_options
+        settings: dict[str, Any] = {}
+        if "kid" in self.metric_names:
+            subset_size = min(options["kid_subset_size"], self.real_count, generated)
+            settings.update(kid_subsets=options["kid_subsets"], kid_subset_size=subset_size)
+        if "is" in self.metric_names:
+            settings["is_splits"] = options["is_splits"]
+        if "prdc" in self.metric_names:
+            settings.update({name: options[name] for name in ("precision_recall_k", "density_coverage_k")})
+        return {
+            "extractor": self.name,
+            "extractor_identity": self.extractor.identity(),
+            "resize": getattr(self.extractor, "resize", "none"),
+            "num_generated": generated,
+            "real_data": self.datamodule.name,
+            "real_split": self.real_split,
+            "num_real": self.real_count,
+            "metrics": list(self.metric_names),
+            **settings,
+            "truncation": self.truncation,
+            "seed": self.seed,
+        }
 
     # ------------------------------------------------------------------------------ setup
     def setup(self, datamodule: Any, device: torch.device | str) -> None:
@@ -143,7 +204,9 @@ class Evaluation:
                 f"the {self.real_split} split of {datamodule.name} has {n} images, too few for real statistics: "
                 "use another split or more data"
             )
-        stats = [name for name in ("fid", "kid") if name in self.feature_metric_names]
+        needed = {REAL_STATES[name] for name in self.feature_metric_names if name in REAL_STATES}
+        stats = [name for name in ("fid", "kid") if name in needed]
+        self.real_count = n if stats else 0
         if stats:  # IS and class statistics use generated images only
             self._real_statistics(datamodule, dataset, n, stats, device)
 
@@ -217,7 +280,7 @@ class Evaluation:
             raise RuntimeError("Evaluation.setup() must run first")
         world_size, rank = process_info()
         sources = self.datamodule.domain_dataset("A", self.real_split)
-        n = min(self.num_samples, len(sources))
+        n = self.generated_count = min(self.num_samples, len(sources))
         mine = list(shard(n, world_size, rank))
         targets = self.datamodule.domain_dataset("B", self.real_split) if self.paired_metrics is not None else None
         target_class = getattr(self.datamodule, "target_class", None)
@@ -252,6 +315,7 @@ class Evaluation:
         if self.num_samples < world_size:
             raise ConfigError(f"metrics.evaluation.num_samples={self.num_samples} is below the {world_size} processes")
         mine = shard(self.num_samples, world_size, rank)
+        self.generated_count = self.num_samples
         share = slice(mine.start, mine.stop)
         latents = fixed_latents(self.num_samples, model.latent_dim, self.seed, self.truncation)[share]
         labels = cycled_classes(self.num_samples, model.num_classes)
@@ -274,6 +338,7 @@ class Evaluation:
     def evaluate_images(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, float]:
         """Metrics of given images, uint8 (N, C, H, W), with the classes they were generated for (or None)."""
         self._without_pairs("a folder of images")
+        self.generated_count = len(images)
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
             for start in range(0, len(images), self.batch_size):

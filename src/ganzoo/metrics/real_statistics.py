@@ -1,9 +1,11 @@
 """On-disk cache of real-image statistics, so later evaluations only pass generated images.
 
 One file per (dataset, split, resolution, channels, number of images, extractor weights, statistics), with
-all of these in its name, e.g. ``fmnist-val-32px-1ch-all-classifier_1a2b3c4d-fid+kid.pt``. The file also
-records a fingerprint of the data; a file whose key or fingerprint does not match is reported and
-recomputed, never used.
+all of these in its name, e.g. ``fmnist-val-32px-1ch-all-classifier_1a2b3c4d-fid+kid.pt``. The statistics part
+names the states the file holds (:data:`ganzoo.metrics.feature_metrics.REAL_STATES`): ``fid``, FID's sums, and
+``kid``, the real features themselves, stored once for KID and for precision/recall/density/coverage alike (so
+adding ``prdc`` to an evaluation with KID reuses its file). The file also records a fingerprint of the data; a
+file whose key or fingerprint does not match is reported and recomputed, never used.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ log = logging.getLogger(__name__)
 def statistics_key(
     dataset: str, split: str, image_size: int, channels: int, num_real: int | None, extractor: str, stats: list[str]
 ) -> str:
-    """The cache key (and file stem) of one set of real statistics."""
+    """The cache key (and file stem) of one set of real statistics; ``stats`` names the states it holds (``fid``,
+    ``kid``)."""
     count = "all" if num_real is None else str(num_real)
     return f"{dataset}-{split}-{image_size}px-{channels}ch-{count}-{extractor}-{'+'.join(stats)}"
 

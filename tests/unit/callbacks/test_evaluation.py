@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+import yaml
 from lightning.pytorch import Callback
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -50,11 +51,11 @@ def fashion(data_dir: Path) -> FashionMNISTDataModule:
 
 
 def evaluation(cache_dir: Path) -> Evaluation:
-    """FID, KID, IS and class statistics of 8 samples against 16 val images, by a 4-channel classifier trained
-    for one epoch."""
+    """FID, KID, IS, class statistics and precision/recall/density/coverage of 8 samples against 16 val images,
+    by a 4-channel classifier trained for one epoch."""
     extractor = ClassifierFeatures("fmnist", epochs=1, batch_size=32, width=4, num_features=8)
     return Evaluation(
-        extractor, metrics=["fid", "kid", "is", "classes"], num_samples=8, batch_size=8, real_split="val",
+        extractor, metrics=["fid", "kid", "is", "classes", "prdc"], num_samples=8, batch_size=8, real_split="val",
         num_real=16, cache_dir=str(cache_dir), kid_subsets=2, kid_subset_size=4, is_splits=2,
     )  # fmt: skip
 
@@ -85,6 +86,12 @@ def test_evaluates_at_start_every_n_steps_and_end_and_logs_every_value(
     assert [int(r["step"]) for r in rows if r.get("evaluator/accuracy_fmnist")] == [0]
     # The latest values are where ModelCheckpoint(monitor=...) looks for them.
     assert float(trainer.callback_metrics[MONITOR]) == pytest.approx(evaluate.history[-1][1][MONITOR])
+    # How the numbers were measured is in the run's hyperparameters.
+    protocol = yaml.safe_load((tmp_path / "csv" / "hparams.yaml").read_text())["evaluation_protocol"]
+    assert protocol == evaluate.evaluation.protocol()
+    assert protocol["extractor_identity"].startswith("classifier_") and protocol["resize"] == "none"
+    assert (protocol["num_generated"], protocol["real_split"], protocol["num_real"]) == (8, "val", 16)
+    assert (protocol["kid_subset_size"], protocol["precision_recall_k"], protocol["density_coverage_k"]) == (4, 3, 5)
 
 
 def test_at_start_and_every_n_steps_choose_the_steps(tmp_path: Path, fashion_dir: Path, cache_dir: Path) -> None:

@@ -45,6 +45,22 @@ def test_cached_real_statistics_give_exactly_the_same_fid(tiny_data_dir: Path, t
     assert "computing real statistics" not in caplog.text
     assert second.evaluate_images(generated) == computed  # exactly, not approximately
 
+    # prdc compares with the real features KID keeps: with both, the same file serves; alone, it keeps only those.
+    caplog.clear()
+    with_prdc = _evaluation(tmp_path, metrics=["fid", "kid", "prdc"])
+    with caplog.at_level(logging.INFO, logger="ganzoo.metrics"):
+        with_prdc.setup(data, "cpu")
+    assert "computing real statistics" not in caplog.text and with_prdc.statistics_file == cache_file
+    values = with_prdc.evaluate_images(generated)
+    assert {key: values[key] for key in computed} == computed
+    assert set(values) - set(computed) == {
+        f"val/{name}_fmnist" for name in ("precision", "recall", "density", "coverage")
+    }
+    alone = _evaluation(tmp_path, metrics=["prdc"])
+    alone.setup(data, "cpu")
+    assert alone.statistics_file is not None and alone.statistics_file.name.endswith("-kid.pt")
+    assert alone.evaluate_images(generated) == {key: values[key] for key in alone.output_keys()}
+
 
 def test_stale_or_mismatched_real_statistics_are_recomputed(tmp_path: Path, caplog) -> None:
     write_fashion_mnist(tmp_path / "data", n_train=128, n_test=48, seed=0)
