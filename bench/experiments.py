@@ -50,6 +50,11 @@ from typing import Any
 from bench import REPO
 from bench.machine import cpu_name, git_commit
 
+#: Generated and real images of the Inception FID of each Fashion-MNIST run (CPU Inception costs about 0.1 s per
+#: image on 2 cores: a few minutes per run, where the papers' 50,000 would take hours).
+INCEPTION_SAMPLES = 1000
+INCEPTION_REAL = 2000
+
 #: Overrides of ``--smoke``: a few iterations with every output, on the CPU.
 SMOKE_OVERRIDES = ("debug=smoke", "trainer.accelerator=cpu")
 
@@ -85,10 +90,51 @@ class Experiment:
     #: Sums of training losses whose first and last logged values the text quotes.
     loss_sums: tuple[tuple[str, ...], ...] = ()
     notes: tuple[str, ...] = field(default=())
+    #: The experiment config (default: ``name``) and overrides on top of it, for runs that differ from it in one
+    #: setting (a :class:`Comparison`'s members).
+    config: str = ""
+    overrides: tuple[str, ...] = ()
+    #: Generated images of an Inception FID of ``last.ckpt`` against the 10,000 test images (0: none), by
+    #: ``python -m ganzoo.evaluate ... metrics=inception`` (:data:`INCEPTION_OVERRIDES`).
+    inception_samples: int = 0
+    #: Whether the README has a block of its own for this run (a comparison's members are shown by it).
+    own_block: bool = True
 
     def train_overrides(self) -> list[str]:
-        return [f"experiment={self.name}"]
+        return [f"experiment={self.config or self.name}", *self.overrides]
 
+
+@dataclass(frozen=True)
+class Comparison:
+    """README runs that differ in one setting, side by side: their values at the last evaluation (one column per
+    run), one metric across every evaluation (one row per run), and their sheets."""
+
+    name: str
+    title: str
+    members: tuple[str, ...]
+    labels: tuple[str, ...]
+    rows: tuple[Row, ...]
+    curve: Row
+    caption: str
+
+
+#: The Inception evaluation of a README run: TF Inception weights (offline from ganzoo[inception-offline] where
+#: torch-fidelity's file is absent), FID and precision/recall/density/coverage against the first test images.
+INCEPTION_OVERRIDES = (
+    "metrics=inception",
+    "metrics.evaluation.metrics=[fid,prdc]",
+    "real_split=val",
+    f"metrics.evaluation.num_real={INCEPTION_REAL}",
+)
+
+
+#: Precision/recall (k = 3) and density/coverage (k = 5) in the evaluator's features.
+PRDC_ROWS = (
+    Row("val/precision_fmnist", "`val/precision_fmnist`"),
+    Row("val/recall_fmnist", "`val/recall_fmnist`"),
+    Row("val/density_fmnist", "`val/density_fmnist`"),
+    Row("val/coverage_fmnist", "`val/coverage_fmnist`"),
+)
 
 EXPERIMENTS: dict[str, Experiment] = {
     e.name: e
@@ -102,6 +148,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 Row("val/kid_fmnist", "`val/kid_fmnist`"),
                 Row("val/is_fmnist", "`val/is_fmnist` (max 10)"),
                 Row("val/class_coverage_fmnist", "`val/class_coverage_fmnist`"),
+                *PRDC_ROWS,
             ),
             sheets=(
                 Sheet(
@@ -113,6 +160,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 ),
             ),
             evaluate_key="val/fid_fmnist",
+            inception_samples=INCEPTION_SAMPLES,
         ),
         Experiment(
             name="cyclegan_fmnist",
@@ -122,6 +170,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             rows=(
                 Row("val/class_accuracy_fmnist", "`val/class_accuracy_fmnist` (share called ankle boots)"),
                 Row("val/fid_fmnist", "`val/fid_fmnist` to the test boots"),
+                *PRDC_ROWS,
             ),
             sheets=(
                 Sheet(
@@ -135,6 +184,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             ),
             evaluate_key="val/fid_fmnist",
             loss_sums=(("train/loss_cycle_a", "train/loss_cycle_b"),),
+            inception_samples=INCEPTION_SAMPLES,
         ),
         Experiment(
             name="pix2pix_fmnist",
@@ -149,6 +199,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 Row("val/ssim", "`val/ssim` (max 1)"),
                 Row("val/class_accuracy_fmnist", "`val/class_accuracy_fmnist` (share in the source's class)"),
                 Row("val/fid_fmnist", "`val/fid_fmnist` to the test items"),
+                *PRDC_ROWS,
             ),
             sheets=(
                 Sheet(
@@ -160,6 +211,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 ),
             ),
             evaluate_key="val/psnr",
+            inception_samples=INCEPTION_SAMPLES,
         ),
         Experiment(
             name="biggan_fmnist",
@@ -172,6 +224,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 Row("val/fid_fmnist", "`val/fid_fmnist`"),
                 Row("val/is_fmnist", "`val/is_fmnist` (max 10)"),
                 Row("val/class_entropy_fmnist", "`val/class_entropy_fmnist`"),
+                *PRDC_ROWS,
             ),
             sheets=(
                 Sheet(
@@ -189,6 +242,43 @@ EXPERIMENTS: dict[str, Experiment] = {
                     "linearly between two classes' embeddings.",
                 ),
             ),
+            inception_samples=INCEPTION_SAMPLES,
+        ),
+        *(
+            Experiment(
+                name=f"dcgan_fmnist_10pct{suffix}",
+                title=f"DCGAN on 10 % of Fashion-MNIST, model.augment={augment}",
+                rows=(),
+                sheets=(Sheet("samples/last.png", f"dcgan_fmnist_10pct{suffix}.png", 2, f"model.augment={augment}"),),
+                config="dcgan_fmnist_10pct",
+                overrides=(f"model.augment={augment}",),
+                own_block=False,
+            )
+            for augment, suffix in (("none", ""), ("diffaug", "_diffaug"), ("ada", "_ada"))
+        ),
+    )
+}
+
+COMPARISONS: dict[str, Comparison] = {
+    c.name: c
+    for c in (
+        Comparison(
+            name="data_efficiency",
+            title="**DiffAugment and ADA on 10 % of Fashion-MNIST** (`python -m ganzoo.train experiment=dcgan_fmnist_10pct "
+            "model.augment=none|diffaug|ada`: a DCGAN of 32 base channels on a fixed 6,000 of the 60,000 training "
+            "images, `data.train_fraction=0.1`, 12,000 iterations of batch 64, the same seed for the three; evaluated "
+            "on the whole test split, 5,000 samples per evaluation)",
+            members=("dcgan_fmnist_10pct", "dcgan_fmnist_10pct_diffaug", "dcgan_fmnist_10pct_ada"),
+            labels=("no augmentation", "DiffAugment", "ADA"),
+            rows=(
+                Row("val/fid_fmnist", "`val/fid_fmnist`"),
+                Row("val/kid_fmnist", "`val/kid_fmnist`"),
+                Row("val/is_fmnist", "`val/is_fmnist` (max 10)"),
+                *PRDC_ROWS,
+            ),
+            curve=Row("val/fid_fmnist", "`val/fid_fmnist`"),
+            caption="`samples/last.png` of each run (enlarged 2x), from the same latents: no augmentation | DiffAugment "
+            "| ADA.",
         ),
     )
 }
@@ -322,11 +412,111 @@ def experiment_markdown(exp: Experiment, result: dict[str, Any], image_prefix: s
             f"`{reproduced['key']} = {reproduced['value']:.6g}`; the run logged {reproduced['logged']:.6g} at "
             f"iteration {reproduced['step']:,}."
         )
+    if result.get("inception"):
+        extra.append(inception_markdown(result["inception"]))
     if extra:
         parts.append(" ".join(extra))
     for sheet in exp.sheets:
         parts.append(f"![{exp.name}: {sheet.source}]({image_prefix}{sheet.target})\n\n*{sheet.caption}*")
     return "\n\n".join(parts)
+
+
+def comparison_markdown(comparison: Comparison, results: dict[str, Any], image_prefix: str) -> str:
+    """The README block of a :class:`Comparison` from its members' ``results.json`` entries."""
+    members = [results[name] for name in comparison.members]
+    finals = [{int(k): v for k, v in m["evaluations"].items()} for m in members]
+    last = [max(evals) for evals in finals]
+    commits = sorted({m["commit"] + (" with uncommitted changes" if m["dirty"] else "") for m in members})
+    walls = ", ".join(minutes(m["wall_s"]) for m in members if m.get("wall_s"))
+    smoke = ", smoke settings: the numbers mean nothing" if any(m.get("smoke") for m in members) else ""
+    header = (
+        f"{comparison.title}; wall times {walls or 'not measured'} on {machine_line(members[0]['machine'])}; "
+        f"commit {', '.join(commits)}{smoke}:"
+    )
+    columns = [f"{label} (iteration {step:,})" for label, step in zip(comparison.labels, last, strict=True)]
+    table = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " --- |" * len(columns)]
+    for row in comparison.rows:
+        cells = [fmt(e[s][row.key]) if row.key in e[s] else "-" for e, s in zip(finals, last, strict=True)]
+        table.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    steps = sorted(set().union(*finals))
+    curve = [
+        f"| {comparison.curve.label} at iteration | " + " | ".join(column_labels(steps)) + " |",
+        "| --- |" + " --- |" * len(steps),
+    ]
+    for label, evals in zip(comparison.labels, finals, strict=True):
+        cells = [
+            fmt(evals[s][comparison.curve.key]) if comparison.curve.key in evals.get(s, {}) else "-" for s in steps
+        ]
+        curve.append(f"| {label} | " + " | ".join(cells) + " |")
+    best = []
+    for label, evals in zip(comparison.labels, finals, strict=True):
+        top = best_step(evals, comparison.curve.key)
+        if top:
+            best.append(f"{label} {fmt(top['value'])} (iteration {top['step']:,})")
+    sheets = " ".join(f"![{name}]({image_prefix}{EXPERIMENTS[name].sheets[0].target})" for name in comparison.members)
+    parts = [header, "\n".join(table), "\n".join(curve)]
+    if best:
+        parts.append(f"Best {comparison.curve.label}: " + "; ".join(best) + ".")
+    parts.append(f"{sheets}\n\n*{comparison.caption}*")
+    return "\n\n".join(parts)
+
+
+#: The README block of precision/recall/density/coverage on real image sets: the whole distribution, and a
+#: stand-in for a generator collapsed onto one class.
+REFERENCE = "prdc_reference"
+REFERENCE_SETS = (("5,000 training images, all classes", None), ("5,000 training images of one class (sneakers)", 7))
+REFERENCE_ROWS = (Row("val/fid_fmnist", "`val/fid_fmnist`"), *PRDC_ROWS)
+
+
+def prdc_reference(runs_dir: Path, smoke: bool, reuse: bool = False) -> dict[str, Any]:
+    """``python -m ganzoo.evaluate images=<npz> data=fashion_mnist`` of :data:`REFERENCE_SETS`: the metrics of real
+    training images against the test split, for all classes and for one (``reuse``: the reports an earlier run of
+    this left in ``runs_dir``)."""
+    out_dir = runs_dir / REFERENCE
+    record = out_dir / "reference.json"
+    if reuse and record.is_file():
+        return json.loads(record.read_text())
+    import numpy as np
+    import torch
+
+    from ganzoo.data.fashion_mnist import FashionMNISTDataModule
+    from ganzoo.images import to_uint8
+
+    data = FashionMNISTDataModule(data_dir=str(REPO / "data"), image_size=32)
+    train = data.eval_dataset("train")
+    labels = torch.as_tensor([int(train[i][1]) for i in range(len(train))])
+    count = 64 if smoke else 5000
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sets = []
+    for label, class_id in REFERENCE_SETS:
+        chosen = (labels == class_id).nonzero().flatten() if class_id is not None else torch.arange(len(labels))
+        images = torch.stack([train[int(i)][0] for i in chosen[:count]])
+        npz = out_dir / f"images_{'all' if class_id is None else class_id}.npz"
+        np.savez(npz, x=to_uint8(images).numpy())
+        report_path = npz.with_suffix(".json")
+        args = [f"images={npz}", "data=fashion_mnist", "metrics=classifier", "real_split=val", f"out={report_path}"]
+        run_module("ganzoo.evaluate", args, npz.with_suffix(".log"))
+        sets.append({"label": label, "metrics": json.loads(report_path.read_text())["metrics"]})
+    commit, dirty = git_commit(short=True, ignore=OWN_OUTPUTS) or ("unknown", True)
+    entry = {"sets": sets, "commit": commit, "dirty": dirty, "smoke": smoke}
+    record.write_text(json.dumps(entry, indent=2) + "\n")
+    return entry
+
+
+def reference_markdown(entry: dict[str, Any]) -> str:
+    """The README block of :func:`prdc_reference`."""
+    commit = entry["commit"] + (" with uncommitted changes" if entry["dirty"] else "")
+    labels = [s["label"] for s in entry["sets"]]
+    lines = ["| metric | " + " | ".join(labels) + " |", "| --- |" + " --- |" * len(labels)]
+    for row in REFERENCE_ROWS:
+        cells = [fmt(s["metrics"][row.key]) if row.key in s["metrics"] else "-" for s in entry["sets"]]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    smoke = ", smoke settings: the numbers mean nothing" if entry.get("smoke") else ""
+    return (
+        "**What the four numbers say about a collapsed generator**: real training images scored as samples against "
+        "the test split (`python -m ganzoo.evaluate images=<npz> data=fashion_mnist`), all ten classes and one "
+        f"class only; commit {commit}{smoke}:\n\n" + "\n".join(lines)
+    )
 
 
 def evaluator_markdown(results: dict[str, Any]) -> str | None:
@@ -425,9 +615,11 @@ def run_experiment(
         print(f"{exp.name}: python -m ganzoo.train {' '.join(args)}", flush=True)
         wall_s = run_module("ganzoo.train", args, run_dir / "results_train.log")
         print(f"{exp.name}: trained in {minutes(wall_s)}", flush=True)
+        # The wall time goes with the run, so --skip-train reports it for runs trained by another invocation.
+        code_file.write_text(json.dumps({"commit": commit, "dirty": dirty, "wall_s": round(wall_s, 1)}) + "\n")
     elif code_file.is_file():
         recorded = json.loads(code_file.read_text())
-        commit, dirty = recorded["commit"], recorded["dirty"]
+        commit, dirty, wall_s = recorded["commit"], recorded["dirty"], recorded.get("wall_s")
     metrics_csv = run_dir / "csv" / "metrics.csv"
     if not metrics_csv.is_file():
         raise SystemExit(f"error: {metrics_csv} does not exist: train the experiment first (drop --skip-train)")
@@ -459,7 +651,8 @@ def run_experiment(
     if exp.evaluate_key:
         report_path = run_dir / "evaluate_last.json"
         ckpt = run_dir / "checkpoints" / "last.ckpt"
-        run_module("ganzoo.evaluate", [f"ckpt={ckpt}", f"out={report_path}"], run_dir / "results_evaluate.log")
+        if train or not report_path.is_file():  # --skip-train reuses the run's own report
+            run_module("ganzoo.evaluate", [f"ckpt={ckpt}", f"out={report_path}"], run_dir / "results_evaluate.log")
         report = json.loads(report_path.read_text())
         last_step = max(evals)
         result["evaluate"] = {
@@ -468,7 +661,47 @@ def run_experiment(
             "logged": evals[last_step][exp.evaluate_key],
             "step": last_step,
         }
+    if exp.inception_samples:
+        result["inception"] = inception_evaluation(exp, run_dir, smoke, reuse=not train)
     return result
+
+
+def inception_evaluation(exp: Experiment, run_dir: Path, smoke: bool, reuse: bool = False) -> dict[str, Any]:
+    """``python -m ganzoo.evaluate`` of ``last.ckpt`` with the Inception extractor (:data:`INCEPTION_OVERRIDES`): its
+    values and protocol (the weights' digest, the resize, the numbers of images). ``reuse``: read the report an
+    earlier evaluation of this run left, if there is one."""
+    report_path = run_dir / "evaluate_inception.json"
+    samples = 16 if smoke else exp.inception_samples
+    args = [f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", *INCEPTION_OVERRIDES, f"num_samples={samples}"]
+    if smoke:
+        args += ["batch_size=8", "metrics.evaluation.num_real=16"]
+    if not (reuse and report_path.is_file()):
+        run_module("ganzoo.evaluate", [*args, f"out={report_path}"], run_dir / "results_inception.log")
+    report = json.loads(report_path.read_text())
+    return {
+        "command": "python -m ganzoo.evaluate ckpt=<run>/checkpoints/last.ckpt " + " ".join(args[1:]),
+        "metrics": report["metrics"],
+        "protocol": report.get("protocol", {}),
+    }
+
+
+def inception_markdown(entry: dict[str, Any]) -> str:
+    """One sentence with a run's Inception FID and precision/recall/density/coverage, and how they were measured."""
+    metrics, protocol = entry["metrics"], entry.get("protocol", {})
+    values = [f"**Inception FID {fmt(metrics['val/fid_inception'])}**"] if "val/fid_inception" in metrics else []
+    for name in ("precision", "recall", "density", "coverage"):
+        if f"val/{name}_inception" in metrics:
+            values.append(f"{name} {fmt(metrics[f'val/{name}_inception'])}")
+    generated, real = protocol.get("num_generated"), protocol.get("num_real")
+    counts = (
+        f"{generated:,} generated images against the first {real:,} test images"
+        if generated and real
+        else "the test split"
+    )
+    return (
+        f"In Inception features (TF Inception 2015-12-05, `{protocol.get('extractor_identity', 'inception')}`; "
+        f"{counts}; `{entry['command']}`): {', '.join(values)}."
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -476,7 +709,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m bench.experiments",
         description="Train the README's experiments and write their tables and sheets into the README (make results).",
     )
-    parser.add_argument("--only", nargs="+", choices=list(EXPERIMENTS), help="run only these experiments")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*EXPERIMENTS, *COMPARISONS, REFERENCE],
+        help="run only these experiments (or comparisons, or the precision/recall reference)",
+    )
     parser.add_argument("--smoke", action="store_true", help="debug=smoke runs into a temp dir; README copy there")
     parser.add_argument("--skip-train", action="store_true", help="rebuild from the existing runs in --runs-dir")
     parser.add_argument("--runs-dir", type=Path, help="where the runs go (default outputs/results; smoke: temp)")
@@ -485,7 +723,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--override", action="append", default=[], help="a Hydra override for every run (repeatable)")
     args = parser.parse_args(argv)
 
-    names = args.only or list(EXPERIMENTS)
+    names: list[str] = []
+    for name in args.only or [*EXPERIMENTS, REFERENCE]:
+        names.extend(COMPARISONS[name].members if name in COMPARISONS else [name])
+    reference = REFERENCE in names
+    names = [name for name in names if name != REFERENCE]
     if args.smoke:
         base = Path(tempfile.mkdtemp(prefix="ganzoo-results-smoke-"))
         runs_dir = args.runs_dir or base / "runs"
@@ -508,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exp = EXPERIMENTS[name]
         run_dir = runs_dir / name
         result = run_experiment(exp, run_dir, overrides, train=not args.skip_train, smoke=args.smoke)
-        if "wall_s" not in result and name in results:  # --skip-train keeps the wall time the run was measured with
+        if "wall_s" not in result and name in results:  # a run trained before runs recorded their wall time
             result["wall_s"] = results[name].get("wall_s")
         for sheet in exp.sheets:
             source = run_dir / sheet.source
@@ -517,12 +759,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             enlarge(source, docs_dir / "images" / sheet.target, sheet.scale)
         results[name] = result
 
+    if reference:
+        results[REFERENCE] = prdc_reference(runs_dir, args.smoke, reuse=args.skip_train)
+
     docs_dir.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     image_prefix = os.path.relpath(docs_dir / "images", readme.parent).replace(os.sep, "/") + "/"
     text = readme.read_text()
     for name in names:
-        text = replace_between_markers(text, name, experiment_markdown(EXPERIMENTS[name], results[name], image_prefix))
+        if EXPERIMENTS[name].own_block:
+            text = replace_between_markers(
+                text, name, experiment_markdown(EXPERIMENTS[name], results[name], image_prefix)
+            )
+    for comparison in COMPARISONS.values():
+        if set(comparison.members) & set(names) and all(member in results for member in comparison.members):
+            text = replace_between_markers(
+                text, comparison.name, comparison_markdown(comparison, results, image_prefix)
+            )
+    if reference and REFERENCE in results:
+        text = replace_between_markers(text, REFERENCE, reference_markdown(results[REFERENCE]))
     evaluator = evaluator_markdown(results)
     if evaluator:
         text = replace_between_markers(text, "evaluator", evaluator)

@@ -43,6 +43,8 @@ def tiny_data_overrides(experiment: str, tiny_data_dir: Path, inception_weights:
         extra += ["data.batch_size=4", "data.num_workers=0"]
         if config.model.generator.ngf > 8:  # horse2zebra's 9-block ResNets at full width: 340 MB per checkpoint
             extra += ["model.generator.ngf=8", "model.discriminator.ndf=8"]
+    if config.data.get("train_fraction"):  # 10 % of the 256 tiny training images: 26, fewer than a batch of 64
+        extra += ["data.batch_size=8"]
     if config.data.image_size > 64:  # the full recipe's 256 px crops take minutes on a CPU; the code path is the same
         extra += ["data.image_size=64", "data.load_size=72"]
     if config.model._target_.endswith("Pix2Pix"):  # a U-Net deep enough for its images (1x1 at the bottom)
