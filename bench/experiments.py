@@ -52,8 +52,8 @@ from bench.machine import cpu_name, git_commit
 
 #: Generated and real images of the Inception FID of each Fashion-MNIST run (CPU Inception costs about 0.1 s per
 #: image on 2 cores: a few minutes per run, where the papers' 50,000 would take hours).
-INCEPTION_SAMPLES = 1000
-INCEPTION_REAL = 2000
+INCEPTION_SAMPLES = 500
+INCEPTION_REAL = 1000
 
 #: Overrides of ``--smoke``: a few iterations with every output, on the CPU.
 SMOKE_OVERRIDES = ("debug=smoke", "trainer.accelerator=cpu")
