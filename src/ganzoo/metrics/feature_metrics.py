@@ -96,7 +96,7 @@ class FeatureMetrics(nn.Module):
             raise ConfigError(f"unknown metrics {unknown or '[]'}: choose from {list(METRICS)}, e.g. [fid, kid]")
         needs_logits = {"is", "classes"} & set(self.names)
         if needs_logits and not extractor.num_logits:
-            raise ConfigError(f"{sorted(needs_logits)} need class logits, which the {extractor.name} extractor lacks")
+            raise extractor.logits_error(sorted(needs_logits))
         self.extractor = extractor
         features = extractor.num_features
         self.fid = FrechetInceptionDistance(feature=_Precomputed(features)) if "fid" in self.names else None
