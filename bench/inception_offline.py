@@ -14,7 +14,8 @@ with the converted file):
   uniform-noise images, which should be large.
 
 Writes ``bench/results/inception_offline.json`` (``--out``) with the numbers, the image counts, the weights file,
-its digest (the extractor's identity) and the machine, and prints it. The default run passes 20,000 images through
+its digest (the extractor's identity) and the machine, after each part (``"complete"`` says whether all ran), and
+prints it. The default run passes 20,000 images through
 Inception: on 2 CPU cores about an hour (0.1-0.3 s per image), on a GPU a minute.
 
 Examples::
@@ -43,6 +44,8 @@ from ganzoo.errors import ConfigError
 from ganzoo.metrics import Evaluation, InceptionFeatures, inception
 
 RESULTS = RESULTS_DIR / "inception_offline.json"
+#: What a run measures (``--parts``), in this order.
+PARTS = ("conversion", "halves", "noise")
 
 
 def offline_extractor(device: torch.device, cache_dir: Path) -> InceptionFeatures:
@@ -91,11 +94,20 @@ def uint8_images(dataset: Any, indices: range) -> torch.Tensor:
     return to_uint8(torch.stack([dataset[i][0] for i in indices]))
 
 
+def _parts(text: str) -> list[str]:
+    """``--parts``: comma-separated names of :data:`PARTS`."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or set(parts) - set(PARTS):
+        raise ConfigError(f"--parts takes {', '.join(PARTS)}, got {text!r}: e.g. --parts halves,noise")
+    return parts
+
+
 @exit_on_ganzoo_error
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.inception_offline", description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=5000, help="images per side of each FID (default 5000)")
     parser.add_argument("--random-inputs", type=int, default=32, help="random images of the conversion check")
+    parser.add_argument("--parts", type=_parts, default=",".join(PARTS), help=f"default {','.join(PARTS)}")
     parser.add_argument("--data-dir", default=SYSTEM_DIR, help=f"Fashion-MNIST idx files (default {SYSTEM_DIR})")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results file (.json)")
     args = parser.parse_args(argv)
@@ -107,7 +119,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": "python -m bench.inception_offline" + (" " + " ".join(argv or sys.argv[1:])).rstrip(),
         "machine": machine_info(device),
         "load_average": {"start": load_average()},
+        "complete": False,
     }
+
+    def save() -> None:
+        # After every part: an interrupted run of an hour keeps what it measured.
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        result["load_average"]["end"] = load_average()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    n = args.images
     with tempfile.TemporaryDirectory(prefix="ganzoo-inception-bench-") as tmp:
         extractor = offline_extractor(device, Path(tmp))
         result["weights"] = {
@@ -116,35 +138,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "identity": extractor.identity(),
             "resize": extractor.resize,
         }
-        clock = time.perf_counter()
-        result["conversion"] = conversion_difference(extractor, args.random_inputs, 16, seed=0)
-        result["conversion"]["seconds"] = round(time.perf_counter() - clock, 1)
-        print(json.dumps(result["conversion"]), flush=True)
-
+        if "conversion" in args.parts:
+            clock = time.perf_counter()
+            result["conversion"] = conversion_difference(extractor, args.random_inputs, 16, seed=0)
+            result["conversion"]["seconds"] = round(time.perf_counter() - clock, 1)
+            print(json.dumps(result["conversion"]), flush=True)
+            save()
         data = FashionMNISTDataModule(data_dir=tmp, image_size=28, system_dir=args.data_dir, download=False)
         data.setup()
-        n = args.images
-        clock = time.perf_counter()
-        second_half = uint8_images(data.eval_dataset("val"), range(5000, 5000 + n))
-        halves = fid(extractor, data, "val", second_half, Path(tmp) / "cache")
-        result["fid_test_halves"] = {
-            "real": f"test[0:{n}]", "fake": f"test[5000:{5000 + n}]", "images_each": n, "fid": halves,
-            "seconds": round(time.perf_counter() - clock, 1),
-        }  # fmt: skip
-        print(json.dumps(result["fid_test_halves"]), flush=True)
-        clock = time.perf_counter()
-        noise = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-        against_noise = fid(extractor, data, "train", noise, Path(tmp) / "cache")
-        result["fid_train_vs_noise"] = {
-            "real": f"train[0:{n}]", "fake": f"{n} uniform noise images 28x28 (seed 0)", "images_each": n,
-            "fid": against_noise, "seconds": round(time.perf_counter() - clock, 1),
-        }  # fmt: skip
-        print(json.dumps(result["fid_train_vs_noise"]), flush=True)
-    result["ratio_halves_to_noise"] = halves / against_noise
-    result["seconds"] = round(time.perf_counter() - started, 1)
-    result["load_average"]["end"] = load_average()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+        if "halves" in args.parts:
+            clock = time.perf_counter()
+            second_half = uint8_images(data.eval_dataset("val"), range(5000, 5000 + n))
+            result["fid_test_halves"] = {
+                "real": f"test[0:{n}]", "fake": f"test[5000:{5000 + n}]", "images_each": n,
+                "fid": fid(extractor, data, "val", second_half, Path(tmp) / "cache"),
+                "seconds": round(time.perf_counter() - clock, 1),
+            }  # fmt: skip
+            print(json.dumps(result["fid_test_halves"]), flush=True)
+            save()
+        if "noise" in args.parts:
+            clock = time.perf_counter()
+            noise = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+            result["fid_train_vs_noise"] = {
+                "real": f"train[0:{n}]", "fake": f"{n} uniform noise images 28x28 (seed 0)", "images_each": n,
+                "fid": fid(extractor, data, "train", noise, Path(tmp) / "cache"),
+                "seconds": round(time.perf_counter() - clock, 1),
+            }  # fmt: skip
+            print(json.dumps(result["fid_train_vs_noise"]), flush=True)
+    if "fid_test_halves" in result and "fid_train_vs_noise" in result:
+        result["ratio_halves_to_noise"] = result["fid_test_halves"]["fid"] / result["fid_train_vs_noise"]["fid"]
+    result["complete"] = True
+    save()
     print(json.dumps(result, indent=2))
     return result
 
