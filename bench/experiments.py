@@ -606,6 +606,7 @@ def run_experiment(
     # The short hash, and whether the code differs from it (this command's own outputs not counted).
     commit, dirty = git_commit(short=True, ignore=OWN_OUTPUTS) or ("unknown", True)
     wall_s = None
+    trained_on = None  # the machine of a run another invocation trained, as it recorded it
     if train:
         if run_dir.exists():
             shutil.rmtree(run_dir)
@@ -616,10 +617,12 @@ def run_experiment(
         wall_s = run_module("ganzoo.train", args, run_dir / "results_train.log")
         print(f"{exp.name}: trained in {minutes(wall_s)}", flush=True)
         # The wall time goes with the run, so --skip-train reports it for runs trained by another invocation.
-        code_file.write_text(json.dumps({"commit": commit, "dirty": dirty, "wall_s": round(wall_s, 1)}) + "\n")
+        record = {"commit": commit, "dirty": dirty, "wall_s": round(wall_s, 1), "machine": machine(smoke)}
+        code_file.write_text(json.dumps(record) + "\n")
     elif code_file.is_file():
         recorded = json.loads(code_file.read_text())
         commit, dirty, wall_s = recorded["commit"], recorded["dirty"], recorded.get("wall_s")
+        trained_on = recorded.get("machine")
     metrics_csv = run_dir / "csv" / "metrics.csv"
     if not metrics_csv.is_file():
         raise SystemExit(f"error: {metrics_csv} does not exist: train the experiment first (drop --skip-train)")
@@ -633,7 +636,7 @@ def run_experiment(
         "run_dir": str(run_dir),
         "commit": commit,
         "dirty": dirty,
-        "machine": machine(smoke),
+        "machine": trained_on or machine(smoke),
         "smoke": smoke,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "evaluations": {str(s): v for s, v in evals.items()},
