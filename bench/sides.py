@@ -113,13 +113,23 @@ def plain_arguments(cls: type, model_cfg: dict[str, Any]) -> dict[str, Any]:
     """The model config's training settings, as arguments of the plain loop ``cls``; RuntimeError for a key that
     would change the iteration but that the loop does not take."""
     accepted = set(inspect.signature(cls).parameters)
-    unknown = set(model_cfg) - accepted - NOT_TRAINING_KEYS
+    if model_cfg.get("augment", "none") not in (None, "none"):
+        raise RuntimeError(
+            f"model.augment={model_cfg['augment']}: the plain loops do not augment, so they would not do the same "
+            "work; bench with model.augment=none"
+        )
+    # Without augmentation its options change nothing.
+    unknown = set(model_cfg) - accepted - NOT_TRAINING_KEYS - {"augment", "augment_options"}
     if unknown:
         raise RuntimeError(
             f"model config keys {sorted(unknown)} are not arguments of {cls.__name__}: the plain loop would not do "
             "the same work; teach tests/references/loops.py about them (or add them to NOT_TRAINING_KEYS)"
         )
-    return {k: v for k, v in model_cfg.items() if k in accepted and k not in NOT_TRAINING_KEYS}
+    return {
+        k: v
+        for k, v in model_cfg.items()
+        if k in accepted and k not in NOT_TRAINING_KEYS | {"augment", "augment_options"}
+    }
 
 
 def build_plain(job: Job, device: torch.device) -> tuple[Any, list[torch.nn.Module]]:
